@@ -1,0 +1,154 @@
+"""Source spans, diagnostics and the compile error type shared by every stage.
+
+A :class:`Span` locates a piece of a ``.pflow`` file (1-based lines and columns,
+columns counted in characters, a tab being one column).  A :class:`Diagnostic`
+is one located message; :class:`CompileError` carries every diagnostic of a
+failed compilation.  :func:`render` turns diagnostics into the
+``file:line:col: error: message`` form with the source line and a caret
+underline; it lives here, not in the exception, so that library users get
+structured data and the CLI decides how to show it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+@dataclass(frozen=True, order=True)
+class Span:
+    """A range in a source file: from (line, col) up to, not including, (end_line, end_col)."""
+
+    file: str
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+
+    @classmethod
+    def point(cls, file: str, line: int, col: int, length: int = 1) -> Span:
+        """A span of ``length`` characters on one line."""
+        return cls(file, line, col, line, col + max(length, 1))
+
+    def to(self, other: Span) -> Span:
+        """The span covering ``self`` through ``other`` (same file)."""
+        return Span(self.file, self.line, self.col, other.end_line, other.end_col)
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+NO_SPAN = Span("<unknown>", 1, 1, 1, 2)
+
+
+class Severity(str, Enum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One located message: an error stops compilation, a warning does not."""
+
+    severity: Severity
+    message: str
+    span: Span
+    notes: tuple[tuple[Span, str], ...] = field(default=())
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity is Severity.ERROR
+
+    def sort_key(self) -> tuple:
+        return (self.span.file, self.span.line, self.span.col, self.severity != Severity.ERROR,
+                self.message)
+
+    def headline(self) -> str:
+        return f"{self.span}: {self.severity.value}: {self.message}"
+
+
+def error(span: Span, message: str, *notes: tuple[Span, str]) -> Diagnostic:
+    return Diagnostic(Severity.ERROR, message, span, tuple(notes))
+
+
+def warning(span: Span, message: str, *notes: tuple[Span, str]) -> Diagnostic:
+    return Diagnostic(Severity.WARNING, message, span, tuple(notes))
+
+
+class CompileError(Exception):
+    """Raised by :func:`promptflow_dsl.load` and friends when a program has errors.
+
+    ``diagnostics`` holds every error (and warning) found, sorted by location;
+    ``sources`` maps file names to their text so callers can :func:`render` them.
+    """
+
+    def __init__(self, diagnostics: Iterable[Diagnostic],
+                 sources: Mapping[str, str] | None = None) -> None:
+        self.diagnostics: list[Diagnostic] = sorted(diagnostics, key=Diagnostic.sort_key)
+        self.sources: dict[str, str] = dict(sources or {})
+        errors = [d for d in self.diagnostics if d.is_error]
+        first = errors[0] if errors else (self.diagnostics[0] if self.diagnostics else None)
+        summary = first.headline() if first else "compilation failed"
+        more = len(errors) - 1
+        if more > 0:
+            summary += f" (and {more} more error{'s' if more > 1 else ''})"
+        super().__init__(summary)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.is_error]
+
+    def render(self, color: bool = False) -> str:
+        return render(self.diagnostics, self.sources, color=color)
+
+
+_COLORS = {"error": "\x1b[1;31m", "warning": "\x1b[1;33m", "note": "\x1b[1;36m"}
+_RESET = "\x1b[0m"
+
+
+def _caret_block(span: Span, sources: Mapping[str, str]) -> list[str]:
+    text = sources.get(span.file)
+    if text is None:
+        return []
+    lines = text.split("\n")
+    if not 1 <= span.line <= len(lines):
+        return []
+    src = lines[span.line - 1].rstrip("\r")
+    start = max(span.col - 1, 0)
+    if span.end_line == span.line:
+        end = max(span.end_col - 1, start + 1)
+    else:
+        end = max(len(src), start + 1)
+    end = min(end, max(len(src), start + 1))
+    # Keep the caret aligned under tabs by reusing the tab characters.
+    pad = "".join("\t" if ch == "\t" else " " for ch in src[:start])
+    return [f"  {src}", f"  {pad}{'^' + '~' * (end - start - 1)}"]
+
+
+def render(diagnostics: Iterable[Diagnostic], sources: Mapping[str, str],
+           color: bool = False) -> str:
+    """Render diagnostics as ``file:line:col: severity: message`` plus source line and caret."""
+    out: list[str] = []
+    for d in sorted(diagnostics, key=Diagnostic.sort_key):
+        sev = d.severity.value
+        label = f"{_COLORS[sev]}{sev}{_RESET}" if color else sev
+        out.append(f"{d.span}: {label}: {d.message}")
+        out.extend(_caret_block(d.span, sources))
+        for span, msg in d.notes:
+            note = f"{_COLORS['note']}note{_RESET}" if color else "note"
+            out.append(f"{span}: {note}: {msg}")
+            out.extend(_caret_block(span, sources))
+    return "\n".join(out)
+
+
+def summary_line(diagnostics: Iterable[Diagnostic]) -> str:
+    ds = list(diagnostics)
+    n_err = sum(1 for d in ds if d.is_error)
+    n_warn = len(ds) - n_err
+    parts = []
+    if n_err:
+        parts.append(f"{n_err} error{'s' if n_err != 1 else ''}")
+    if n_warn:
+        parts.append(f"{n_warn} warning{'s' if n_warn != 1 else ''}")
+    return ", ".join(parts) if parts else "no problems"

@@ -1,0 +1,447 @@
+"""The typed AST of a ``.pflow`` module: frozen dataclasses, each with a source span.
+
+The builder (:mod:`promptflow_dsl.syntax.builder`) produces these from the parse
+tree; later stages read them and never modify them.  Nothing here knows about
+Lark.  Clause-style bodies (``prompt { ... }``, ``hook { ... }``) are validated by
+the builder and stored as named, typed fields.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..diagnostics import Span
+
+# --------------------------------------------------------------------------- base
+
+
+@dataclass(frozen=True)
+class Node:
+    span: Span
+
+
+# --------------------------------------------------------------------------- types
+
+
+@dataclass(frozen=True)
+class TypeExpr(Node):
+    pass
+
+
+@dataclass(frozen=True)
+class NamedType(TypeExpr):
+    """``str``, ``int``, ``float``, ``bool``, ``any``, ``none`` or a declared type (``T``, ``alias.T``)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class ListType(TypeExpr):
+    item: TypeExpr
+
+
+@dataclass(frozen=True)
+class DictType(TypeExpr):
+    key: TypeExpr
+    value: TypeExpr
+
+
+@dataclass(frozen=True)
+class OptionalType(TypeExpr):
+    inner: TypeExpr
+
+
+@dataclass(frozen=True)
+class LiteralType(TypeExpr):
+    value: str
+
+
+@dataclass(frozen=True)
+class UnionType(TypeExpr):
+    options: tuple[TypeExpr, ...]
+
+
+@dataclass(frozen=True)
+class FieldDecl(Node):
+    name: str
+    type: TypeExpr
+    default: Expr | None = None
+
+
+@dataclass(frozen=True)
+class RecordType(TypeExpr):
+    fields: tuple[FieldDecl, ...]
+
+
+# --------------------------------------------------------------------------- expressions
+
+
+@dataclass(frozen=True)
+class Expr(Node):
+    pass
+
+
+@dataclass(frozen=True)
+class Name(Expr):
+    name: str
+
+
+@dataclass(frozen=True)
+class Str(Expr):
+    """A string literal.
+
+    ``style`` is ``"plain"`` (``"..."``, escapes processed), ``"raw"`` (``r"..."``)
+    or ``"text"`` (``\"\"\"...\"\"\"``, raw and dedented).  ``origins`` gives, for each
+    line of ``value``, the source (line, column) where that line's first character
+    came from, so positions inside templates map back to the ``.pflow`` file.
+    """
+
+    value: str
+    style: str = "plain"
+    origins: tuple[tuple[int, int], ...] = field(default=(), compare=False, repr=False)
+
+    def origin(self, line_index: int, col_index: int = 0) -> tuple[int, int]:
+        """Source (line, col) of character ``col_index`` of line ``line_index`` (0-based)."""
+        if not self.origins:
+            return (self.span.line, self.span.col)
+        i = min(max(line_index, 0), len(self.origins) - 1)
+        line, col = self.origins[i]
+        return (line, col + col_index)
+
+
+@dataclass(frozen=True)
+class Int(Expr):
+    value: int
+
+
+@dataclass(frozen=True)
+class Float(Expr):
+    value: float
+
+
+@dataclass(frozen=True)
+class Bool(Expr):
+    value: bool
+
+
+@dataclass(frozen=True)
+class NoneLit(Expr):
+    pass
+
+
+@dataclass(frozen=True)
+class ListExpr(Expr):
+    items: tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
+class RecordEntry(Node):
+    key: str
+    value: Expr
+
+
+@dataclass(frozen=True)
+class RecordExpr(Expr):
+    entries: tuple[RecordEntry, ...]
+
+
+@dataclass(frozen=True)
+class Attr(Expr):
+    obj: Expr
+    name: str
+    name_span: Span
+
+
+@dataclass(frozen=True)
+class Index(Expr):
+    obj: Expr
+    index: Expr
+
+
+@dataclass(frozen=True)
+class Keyword(Node):
+    name: str
+    value: Expr
+
+
+@dataclass(frozen=True)
+class Call(Expr):
+    func: Expr
+    args: tuple[Expr, ...]
+    kwargs: tuple[Keyword, ...]
+
+
+@dataclass(frozen=True)
+class Comprehension(Expr):
+    """``[elt for var in iter if cond]``: one task per item at run time."""
+
+    elt: Expr
+    var: str
+    var_span: Span
+    iter: Expr
+    cond: Expr | None
+
+
+@dataclass(frozen=True)
+class Conditional(Expr):
+    """``then if cond else orelse``: only the taken branch runs."""
+
+    then: Expr
+    cond: Expr
+    orelse: Expr
+
+
+@dataclass(frozen=True)
+class BinOp(Expr):
+    op: str  # + - * / %
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True)
+class UnaryOp(Expr):
+    op: str  # - not
+    operand: Expr
+
+
+@dataclass(frozen=True)
+class Compare(Expr):
+    op: str  # == != < > <= >= in "not in" contains
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True)
+class BoolOp(Expr):
+    op: str  # and or
+    left: Expr
+    right: Expr
+
+
+# --------------------------------------------------------------------------- references
+
+
+@dataclass(frozen=True)
+class Ref(Node):
+    """A reference to a declaration by name: ``name`` or ``alias.name``."""
+
+    parts: tuple[str, ...]
+
+    @property
+    def dotted(self) -> str:
+        return ".".join(self.parts)
+
+
+# --------------------------------------------------------------------------- declarations
+
+
+@dataclass(frozen=True)
+class Decl(Node):
+    name: str
+    name_span: Span
+
+
+@dataclass(frozen=True)
+class ModelDecl(Decl):
+    model_id: Str
+    embed: bool
+    params: RecordExpr | None
+
+
+@dataclass(frozen=True)
+class TypeDecl(Decl):
+    type: TypeExpr
+
+
+@dataclass(frozen=True)
+class ImportDecl(Decl):
+    """``import std.text [as t]`` (``module``) or ``import "lib/x.pflow" as x`` (``path``).
+
+    ``name`` is the alias the module's names are used under.
+    """
+
+    module: str | None
+    path: Str | None
+
+
+@dataclass(frozen=True)
+class Param(Node):
+    name: str
+    type: TypeExpr
+    default: Expr | None
+
+
+@dataclass(frozen=True)
+class HandlerDecl(Decl):
+    params: tuple[Param, ...]
+    returns: TypeExpr
+
+    kind = "handler"
+
+
+@dataclass(frozen=True)
+class Message(Node):
+    role: str  # system | user | assistant
+    text: Str
+
+
+@dataclass(frozen=True)
+class PromptDecl(HandlerDecl):
+    messages: tuple[Message, ...]
+    model: Ref | None = None
+    settings: RecordExpr | None = None  # the `params { ... }` clause
+    demos: Str | None = None
+    retries: Int | None = None
+    hooks: tuple[Ref, ...] = ()
+    cache: Bool | None = None
+    short: bool = False
+
+    kind = "prompt"
+
+
+@dataclass(frozen=True)
+class ToolDecl(HandlerDecl):
+    target: Str  # "module:function" or "file_stem:function"
+
+    kind = "tool"
+
+
+@dataclass(frozen=True)
+class Assign(Node):
+    name: str
+    name_span: Span
+    value: Expr
+
+
+@dataclass(frozen=True)
+class Return(Node):
+    value: Expr
+
+
+@dataclass(frozen=True)
+class FlowDecl(HandlerDecl):
+    body: tuple[Assign | Return, ...]
+
+    kind = "flow"
+
+
+@dataclass(frozen=True)
+class HandlerBinding(Node):
+    name: str  # the name the decomposer writes in `[name]`
+    target: Ref
+
+
+@dataclass(frozen=True)
+class DecomposeDecl(HandlerDecl):
+    handlers: tuple[HandlerBinding, ...]
+    prompt: Str | None  # plain string: a file path; text string: inline few-shot text
+    model: Ref | None = None
+    settings: RecordExpr | None = None
+    max_steps: Int | None = None
+    max_depth: Int | None = None
+
+    kind = "decompose"
+
+
+@dataclass(frozen=True)
+class Expert(Node):
+    name: str
+    name_span: Span
+    when: Expr | None = None
+    delegate: Ref | None = None
+    instruction: Str | None = None
+    demos: Str | None = None
+    model: Ref | None = None
+
+
+@dataclass(frozen=True)
+class AutoExperts(Node):
+    path: Str
+    max_k: Int
+
+
+@dataclass(frozen=True)
+class RouteDecl(HandlerDecl):
+    by: Name | None
+    experts: tuple[Expert, ...]
+    auto: AutoExperts | None = None
+    model: Ref | None = None
+    embed: Ref | None = None
+    settings: RecordExpr | None = None
+
+    kind = "route"
+
+
+@dataclass(frozen=True)
+class SketchDecl(HandlerDecl):
+    template: Str | None
+    decoder: Expr | None = None  # Name (sequential | interleaved) or Call (beam(n))
+    model: Ref | None = None
+    settings: RecordExpr | None = None
+    retries: Int | None = None
+
+    kind = "sketch"
+
+
+@dataclass(frozen=True)
+class HookDecl(Decl):
+    trigger: Expr | None  # Str (raw regex) or Call (a handler returning bool)
+    condition: Expr | None
+    program: Expr | None  # a Call
+    action: Name | None
+    max_fires: Int | None = None
+
+    kind = "hook"
+
+
+# --------------------------------------------------------------------------- tests
+
+
+@dataclass(frozen=True)
+class MockModel(Node):
+    model: Ref
+    handler: Ref | None
+    replies: Expr
+
+
+@dataclass(frozen=True)
+class MockHandler(Node):
+    target: Ref
+    value: Expr
+
+
+@dataclass(frozen=True)
+class Expect(Node):
+    expr: Expr
+
+
+@dataclass(frozen=True)
+class ExpectError(Node):
+    call: Call
+    text: Expr
+
+
+TestStmt = Assign | MockModel | MockHandler | Expect | ExpectError
+
+
+@dataclass(frozen=True)
+class TestDecl(Decl):
+    """``test "name" [live] { ... }``: ``name`` is the test's title."""
+
+    live: bool
+    body: tuple[TestStmt, ...]
+
+    kind = "test"
+    __test__ = False  # not a pytest class
+
+
+# --------------------------------------------------------------------------- module
+
+
+@dataclass(frozen=True)
+class Module(Node):
+    file: str
+    decls: tuple[Decl, ...]
+
+
+HANDLER_KINDS = ("prompt", "tool", "flow", "decompose", "route", "sketch")

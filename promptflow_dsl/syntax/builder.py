@@ -1,0 +1,519 @@
+"""The build stage: Lark parse tree → :class:`ast.Module`.
+
+A non-recursive Lark transformer (so deep input never overflows the Python
+stack) turns each rule into a frozen AST node with its span.  Structural
+problems the grammar leaves open — unknown or repeated clauses, a clause value
+of the wrong shape, a positional argument after a keyword one, expressions
+nested absurdly deep — are collected as diagnostics rather than raised.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Any
+
+from lark import Token, Transformer_NonRecursive, v_args
+
+from ..diagnostics import Diagnostic, Span, error, warning
+from . import ast
+from .clauses import ClauseSet, apply_clauses
+from .strings import StringError, decode_plain, decode_raw, decode_text
+
+MAX_DEPTH = 100
+
+
+class DepthExceeded(Exception):
+    def __init__(self, span: Span) -> None:
+        super().__init__("nested too deeply")
+        self.span = span
+
+
+@dataclass(frozen=True)
+class Clause:
+    word: str
+    word_span: Span
+    value: ast.Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class _Marker:
+    kind: str
+    value: Any = None
+    span: Span | None = None
+
+
+def _tok_span(file: str, tok: Token) -> Span:
+    end_line = tok.end_line if tok.end_line is not None else tok.line
+    end_col = tok.end_column if tok.end_column is not None else tok.column + len(tok.value)
+    return Span(file, tok.line, tok.column, end_line, end_col)
+
+
+@v_args(meta=True)
+class Builder(Transformer_NonRecursive):
+    """Builds one module; ``diagnostics`` collects the structural problems found."""
+
+    def __init__(self, file: str) -> None:
+        super().__init__(visit_tokens=False)
+        self.file = file
+        self.diagnostics: list[Diagnostic] = []
+        self._depth: dict[int, int] = {}
+
+    # ------------------------------------------------------------ helpers
+
+    def _span(self, meta: Any, children: list[Any] | None = None) -> Span:
+        if not getattr(meta, "empty", True):
+            return Span(self.file, meta.line, meta.column, meta.end_line, meta.end_column)
+        for ch in children or ():
+            if isinstance(ch, Token) and ch.line is not None:
+                return _tok_span(self.file, ch)
+            if isinstance(ch, ast.Node):
+                return ch.span
+        return Span.point(self.file, 1, 1)
+
+    def _ts(self, tok: Token) -> Span:
+        return _tok_span(self.file, tok)
+
+    def _err(self, span: Span, msg: str) -> None:
+        self.diagnostics.append(error(span, msg))
+
+    def _track(self, node: Any, *children: Any) -> Any:
+        depth = 1
+        for ch in children:
+            if ch is not None:
+                depth = max(depth, self._depth.get(id(ch), 0) + 1)
+        if depth > MAX_DEPTH:
+            raise DepthExceeded(node.span)
+        self._depth[id(node)] = depth
+        return node
+
+    # ------------------------------------------------------------ module
+
+    def start(self, meta: Any, children: list[Any]) -> ast.Module:
+        decls = tuple(c for c in children if isinstance(c, ast.Decl))
+        span = self._span(meta) if not meta.empty else Span.point(self.file, 1, 1)
+        return ast.Module(span, self.file, decls)
+
+    # ------------------------------------------------------------ strings
+
+    def string(self, meta: Any, children: list[Any]) -> ast.Str:
+        tok: Token = children[0]
+        span = self._ts(tok)
+        text = str(tok.value)
+        if tok.type == "LONG_STRING":
+            value, origins = decode_text(text, tok.line, tok.column)
+            return ast.Str(span, value, "text", origins)
+        if tok.type == "RAW_STRING":
+            return ast.Str(span, decode_raw(text), "raw", ((tok.line, tok.column + 2),))
+        return self._plain(tok)
+
+    def _plain(self, tok: Token) -> ast.Str:
+        span = self._ts(tok)
+        try:
+            value, notes = decode_plain(str(tok.value))
+        except StringError as exc:
+            self._err(span, str(exc))
+            value, notes = str(tok.value)[1:-1], []
+        for note in notes:
+            self.diagnostics.append(warning(span, note))
+        return ast.Str(span, value, "plain", ((tok.line, tok.column + 1),))
+
+    # ------------------------------------------------------------ atoms
+
+    def name(self, meta: Any, children: list[Any]) -> ast.Name:
+        tok = children[0]
+        return self._track(ast.Name(self._ts(tok), str(tok.value)))
+
+    def int(self, meta: Any, children: list[Any]) -> ast.Int:
+        tok = children[0]
+        return self._track(ast.Int(self._ts(tok), int(tok.value)))
+
+    def float(self, meta: Any, children: list[Any]) -> ast.Float:
+        tok = children[0]
+        return self._track(ast.Float(self._ts(tok), float(tok.value)))
+
+    def true(self, meta: Any, children: list[Any]) -> ast.Bool:
+        return self._track(ast.Bool(self._span(meta), True))
+
+    def false(self, meta: Any, children: list[Any]) -> ast.Bool:
+        return self._track(ast.Bool(self._span(meta), False))
+
+    def none(self, meta: Any, children: list[Any]) -> ast.NoneLit:
+        return self._track(ast.NoneLit(self._span(meta)))
+
+    def list(self, meta: Any, children: list[Any]) -> ast.ListExpr:
+        return self._track(ast.ListExpr(self._span(meta), tuple(children)), *children)
+
+    def comprehension(self, meta: Any, children: list[Any]) -> ast.Comprehension:
+        elt, var, it = children[0], children[1], children[2]
+        cond = children[4] if len(children) > 4 else None
+        node = ast.Comprehension(self._span(meta), elt, str(var.value), self._ts(var), it, cond)
+        return self._track(node, elt, it, cond)
+
+    def entry(self, meta: Any, children: list[Any]) -> ast.RecordEntry:
+        key_tok, value = children
+        key = str(key_tok.value) if key_tok.type == "NAME" else self._plain(key_tok).value
+        return self._track(ast.RecordEntry(self._span(meta), key, value), value)
+
+    def record(self, meta: Any, children: list[Any]) -> ast.RecordExpr:
+        seen: dict[str, ast.RecordEntry] = {}
+        for e in children:
+            if e.key in seen:
+                self._err(e.span, f"duplicate key '{e.key}' in record")
+            seen[e.key] = e
+        return self._track(ast.RecordExpr(self._span(meta), tuple(children)), *children)
+
+    # ------------------------------------------------------------ postfix
+
+    def call(self, meta: Any, children: list[Any]) -> ast.Call:
+        func, rest = children[0], children[1:]
+        args: list[ast.Expr] = []
+        kwargs: list[ast.Keyword] = []
+        for a in rest:
+            if isinstance(a, ast.Keyword):
+                if any(k.name == a.name for k in kwargs):
+                    self._err(a.span, f"argument '{a.name}' given twice")
+                kwargs.append(a)
+            else:
+                if kwargs:
+                    self._err(a.span, "positional argument after a keyword argument")
+                args.append(a)
+        node = ast.Call(self._span(meta), func, tuple(args), tuple(kwargs))
+        return self._track(node, func, *rest)
+
+    def kwarg(self, meta: Any, children: list[Any]) -> ast.Keyword:
+        tok, value = children
+        return self._track(ast.Keyword(self._span(meta), str(tok.value), value), value)
+
+    def attr(self, meta: Any, children: list[Any]) -> ast.Attr:
+        obj, tok = children
+        return self._track(ast.Attr(self._span(meta), obj, str(tok.value), self._ts(tok)), obj)
+
+    def index(self, meta: Any, children: list[Any]) -> ast.Index:
+        obj, idx = children
+        return self._track(ast.Index(self._span(meta), obj, idx), obj, idx)
+
+    # ------------------------------------------------------------ operators
+
+    def _bin(self, cls: type, op: str, meta: Any, children: list[Any]) -> Any:
+        left, right = children
+        return self._track(cls(self._span(meta), op, left, right), left, right)
+
+    def add(self, meta: Any, c: list[Any]) -> ast.BinOp:
+        return self._bin(ast.BinOp, "+", meta, c)
+
+    def sub(self, meta: Any, c: list[Any]) -> ast.BinOp:
+        return self._bin(ast.BinOp, "-", meta, c)
+
+    def mul(self, meta: Any, c: list[Any]) -> ast.BinOp:
+        return self._bin(ast.BinOp, "*", meta, c)
+
+    def div(self, meta: Any, c: list[Any]) -> ast.BinOp:
+        return self._bin(ast.BinOp, "/", meta, c)
+
+    def mod(self, meta: Any, c: list[Any]) -> ast.BinOp:
+        return self._bin(ast.BinOp, "%", meta, c)
+
+    def and_op(self, meta: Any, c: list[Any]) -> ast.BoolOp:
+        return self._bin(ast.BoolOp, "and", meta, c)
+
+    def or_op(self, meta: Any, c: list[Any]) -> ast.BoolOp:
+        return self._bin(ast.BoolOp, "or", meta, c)
+
+    def comp_op(self, meta: Any, children: list[Any]) -> str:
+        return " ".join(str(t.value) for t in children)
+
+    def compare(self, meta: Any, children: list[Any]) -> ast.Compare:
+        left, op, right = children
+        return self._track(ast.Compare(self._span(meta), op, left, right), left, right)
+
+    def neg(self, meta: Any, children: list[Any]) -> ast.Expr:
+        (x,) = children
+        if isinstance(x, (ast.Int, ast.Float)) and x.span.line == meta.line:
+            return self._track(type(x)(self._span(meta), -x.value))
+        return self._track(ast.UnaryOp(self._span(meta), "-", x), x)
+
+    def not_op(self, meta: Any, children: list[Any]) -> ast.UnaryOp:
+        (x,) = children
+        return self._track(ast.UnaryOp(self._span(meta), "not", x), x)
+
+    def conditional(self, meta: Any, children: list[Any]) -> ast.Conditional:
+        then, _if, cond, orelse = children
+        node = ast.Conditional(self._span(meta), then, cond, orelse)
+        return self._track(node, then, cond, orelse)
+
+    # ------------------------------------------------------------ types
+
+    def dotted(self, meta: Any, children: list[Any]) -> ast.Ref:
+        return ast.Ref(self._span(meta), tuple(str(t.value) for t in children))
+
+    def named_type(self, meta: Any, children: list[Any]) -> ast.NamedType:
+        ref: ast.Ref = children[0]
+        return self._track(ast.NamedType(ref.span, ref.dotted))
+
+    def generic_type(self, meta: Any, children: list[Any]) -> ast.TypeExpr:
+        tok, args = children[0], children[1:]
+        span = self._span(meta)
+        name = str(tok.value)
+        if name == "list":
+            if len(args) != 1:
+                self._err(span, f"list takes one type argument, got {len(args)}: write list[T]")
+            return self._track(ast.ListType(span, args[0]), *args)
+        if name == "dict":
+            if len(args) != 2:
+                self._err(span, f"dict takes two type arguments, got {len(args)}: write dict[str, T]")
+                key, value = ast.NamedType(span, "str"), args[-1]
+            else:
+                key, value = args
+            return self._track(ast.DictType(span, key, value), *args)
+        self._err(self._ts(tok), f"'{name}' takes no type arguments; only list[T] and dict[str, T] do")
+        return self._track(ast.NamedType(self._ts(tok), name))
+
+    def literal_type(self, meta: Any, children: list[Any]) -> ast.LiteralType:
+        return self._track(ast.LiteralType(self._ts(children[0]), self._plain(children[0]).value))
+
+    def optional_type(self, meta: Any, children: list[Any]) -> ast.OptionalType:
+        inner = children[0]
+        if isinstance(inner, ast.OptionalType):
+            self._err(self._span(meta), "type is already optional ('??')")
+        return self._track(ast.OptionalType(self._span(meta), inner), inner)
+
+    def union_type(self, meta: Any, children: list[Any]) -> ast.UnionType:
+        return self._track(ast.UnionType(self._span(meta), tuple(children)), *children)
+
+    def field(self, meta: Any, children: list[Any]) -> ast.FieldDecl:
+        tok, typ = children[0], children[1]
+        default = children[2] if len(children) > 2 else None
+        return ast.FieldDecl(self._span(meta), str(tok.value), typ, default)
+
+    def field_list(self, meta: Any, children: list[Any]) -> list[ast.FieldDecl]:
+        seen: set[str] = set()
+        for f in children:
+            if f.name in seen:
+                self._err(f.span, f"duplicate field '{f.name}'")
+            seen.add(f.name)
+        return list(children)
+
+    def record_type(self, meta: Any, children: list[Any]) -> ast.RecordType:
+        fields = children[0]
+        return self._track(ast.RecordType(self._span(meta), tuple(fields)),
+                           *[f.type for f in fields])
+
+    # ------------------------------------------------------------ declarations
+
+    def params(self, meta: Any, children: list[Any]) -> list[ast.Param]:
+        seen: set[str] = set()
+        for p in children:
+            if p.name in seen:
+                self._err(p.span, f"duplicate parameter '{p.name}'")
+            seen.add(p.name)
+        return list(children)
+
+    def param(self, meta: Any, children: list[Any]) -> ast.Param:
+        tok, typ = children[0], children[1]
+        default = children[2] if len(children) > 2 else None
+        return ast.Param(self._span(meta), str(tok.value), typ, default)
+
+    def embed_flag(self, meta: Any, children: list[Any]) -> _Marker:
+        return _Marker("embed")
+
+    def live_flag(self, meta: Any, children: list[Any]) -> _Marker:
+        return _Marker("live")
+
+    def model_decl(self, meta: Any, children: list[Any]) -> ast.ModelDecl:
+        tok, model_id = children[0], children[1]
+        embed = any(isinstance(c, _Marker) and c.kind == "embed" for c in children)
+        params = next((c for c in children[2:] if isinstance(c, ast.RecordExpr)), None)
+        return ast.ModelDecl(self._span(meta), str(tok.value), self._ts(tok), model_id, embed, params)
+
+    def type_record(self, meta: Any, children: list[Any]) -> ast.TypeDecl:
+        tok, fields = children
+        rec = ast.RecordType(self._span(meta), tuple(fields))
+        return ast.TypeDecl(self._span(meta), str(tok.value), self._ts(tok), rec)
+
+    def type_alias(self, meta: Any, children: list[Any]) -> ast.TypeDecl:
+        tok, typ = children
+        return ast.TypeDecl(self._span(meta), str(tok.value), self._ts(tok), typ)
+
+    def import_alias(self, meta: Any, children: list[Any]) -> Token:
+        return children[0]
+
+    def import_module(self, meta: Any, children: list[Any]) -> ast.ImportDecl:
+        ref: ast.Ref = children[0]
+        alias = children[1] if len(children) > 1 else None
+        name = str(alias.value) if alias else ref.parts[-1]
+        name_span = self._ts(alias) if alias else ref.span
+        return ast.ImportDecl(self._span(meta), name, name_span, ref.dotted, None)
+
+    def import_path(self, meta: Any, children: list[Any]) -> ast.ImportDecl:
+        path: ast.Str = children[0]
+        alias = children[1] if len(children) > 1 else None
+        if alias is not None:
+            name, name_span = str(alias.value), self._ts(alias)
+        else:
+            stem = path.value.replace("\\", "/").rsplit("/", 1)[-1].split(".")[0]
+            name, name_span = stem, path.span
+            if not stem.isidentifier():
+                self._err(path.span, f"cannot use '{stem}' as a module name; add `as NAME`")
+        return ast.ImportDecl(self._span(meta), name, name_span, None, path)
+
+    def clause_word(self, meta: Any, children: list[Any]) -> Token:
+        return children[0]
+
+    def clause(self, meta: Any, children: list[Any]) -> Clause:
+        tok, value = children
+        return Clause(str(tok.value), self._ts(tok), value, self._span(meta))
+
+    def _header(self, meta: Any, children: list[Any]) -> dict[str, Any]:
+        tok, params, returns = children[0], children[1], children[2]
+        return dict(span=self._span(meta), name=str(tok.value), name_span=self._ts(tok),
+                    params=tuple(params), returns=returns)
+
+    def _with_clauses(self, kind: str, decl_name: str, clauses: list[Any]) -> dict[str, Any]:
+        return apply_clauses(ClauseSet(kind, decl_name, clauses), self.diagnostics)
+
+    def prompt_block(self, meta: Any, children: list[Any]) -> ast.PromptDecl:
+        head = self._header(meta, children)
+        fields = self._with_clauses("prompt", head["name"], children[3:])
+        if not fields.get("messages"):
+            self._err(head["name_span"],
+                      f"prompt '{head['name']}' has no message: add a `user` (or `system`) clause")
+        return ast.PromptDecl(**head, **fields)
+
+    def prompt_short(self, meta: Any, children: list[Any]) -> ast.PromptDecl:
+        head = self._header(meta, children)
+        text: ast.Str = children[3]
+        return ast.PromptDecl(**head, messages=(ast.Message(text.span, "user", text),), short=True)
+
+    def tool_decl(self, meta: Any, children: list[Any]) -> ast.ToolDecl:
+        head = self._header(meta, children)
+        target: ast.Str = children[3]
+        if ":" not in target.value:
+            self._err(target.span, f"tool target '{target.value}' must be \"module:function\"")
+        return ast.ToolDecl(**head, target=target)
+
+    def flow_decl(self, meta: Any, children: list[Any]) -> ast.FlowDecl:
+        head = self._header(meta, children)
+        return ast.FlowDecl(**head, body=tuple(children[3:]))
+
+    def decompose_decl(self, meta: Any, children: list[Any]) -> ast.DecomposeDecl:
+        head = self._header(meta, children)
+        fields = self._with_clauses("decompose", head["name"], children[3:])
+        for required in ("handlers", "prompt"):
+            if required not in fields:
+                self._err(head["name_span"],
+                          f"decompose '{head['name']}' needs a `{required}` clause")
+        fields.setdefault("handlers", ())
+        fields.setdefault("prompt", None)
+        return ast.DecomposeDecl(**head, **fields)
+
+    def expert_when(self, meta: Any, children: list[Any]) -> _Marker:
+        return _Marker("when", children[0])
+
+    def expert_delegate(self, meta: Any, children: list[Any]) -> _Marker:
+        return _Marker("delegate", children[0])
+
+    def expert_body(self, meta: Any, children: list[Any]) -> _Marker:
+        return _Marker("body", list(children), self._span(meta))
+
+    def expert(self, meta: Any, children: list[Any]) -> ast.Expert:
+        tok = children[0]
+        parts = {m.kind: m for m in children[1:]}
+        fields: dict[str, Any] = {}
+        if "body" in parts:
+            fields = self._with_clauses("expert", str(tok.value), parts["body"].value)
+        when = parts["when"].value if "when" in parts else None
+        delegate = parts["delegate"].value if "delegate" in parts else None
+        if delegate is not None and "instruction" in fields:
+            self._err(fields["instruction"].span,
+                      f"expert '{tok.value}' delegates to a handler and cannot also have an instruction")
+        return ast.Expert(self._span(meta), str(tok.value), self._ts(tok), when, delegate, **fields)
+
+    def experts_auto(self, meta: Any, children: list[Any]) -> ast.AutoExperts:
+        path, k = children
+        return ast.AutoExperts(self._span(meta), path, ast.Int(self._ts(k), int(k.value)))
+
+    def route_decl(self, meta: Any, children: list[Any]) -> ast.RouteDecl:
+        head = self._header(meta, children)
+        items = children[3:]
+        experts = tuple(i for i in items if isinstance(i, ast.Expert))
+        autos = [i for i in items if isinstance(i, ast.AutoExperts)]
+        clauses = [i for i in items if isinstance(i, Clause)]
+        fields = self._with_clauses("route", head["name"], clauses)
+        for extra in autos[1:]:
+            self._err(extra.span, "duplicate `experts auto` clause")
+        if autos and experts:
+            self._err(autos[0].span, "a route has either `experts auto` or `expert` blocks, not both")
+        if not autos and not experts:
+            self._err(head["name_span"], f"route '{head['name']}' has no experts")
+        seen: dict[str, ast.Expert] = {}
+        for e in experts:
+            if e.name in seen:
+                self._err(e.name_span, f"duplicate expert '{e.name}'")
+            seen[e.name] = e
+        fields.setdefault("by", None)
+        return ast.RouteDecl(**head, experts=experts, auto=autos[0] if autos else None, **fields)
+
+    def sketch_decl(self, meta: Any, children: list[Any]) -> ast.SketchDecl:
+        head = self._header(meta, children)
+        fields = self._with_clauses("sketch", head["name"], children[3:])
+        if "template" not in fields:
+            self._err(head["name_span"], f"sketch '{head['name']}' needs a `template` clause")
+        fields.setdefault("template", None)
+        return ast.SketchDecl(**head, **fields)
+
+    def hook_decl(self, meta: Any, children: list[Any]) -> ast.HookDecl:
+        tok = children[0]
+        fields = self._with_clauses("hook", str(tok.value), children[1:])
+        for required in ("when", "run"):
+            if required not in fields:
+                self._err(self._ts(tok), f"hook '{tok.value}' needs a `{required}` clause")
+        return ast.HookDecl(self._span(meta), str(tok.value), self._ts(tok),
+                            trigger=fields.get("when"), condition=fields.get("if"),
+                            program=fields.get("run"), action=fields.get("action"),
+                            max_fires=fields.get("max_fires"))
+
+    # ------------------------------------------------------------ statements
+
+    def assign(self, meta: Any, children: list[Any]) -> ast.Assign:
+        tok, value = children
+        return ast.Assign(self._span(meta), str(tok.value), self._ts(tok), value)
+
+    def return_stmt(self, meta: Any, children: list[Any]) -> ast.Return:
+        return ast.Return(self._span(meta), children[0])
+
+    def mock_for(self, meta: Any, children: list[Any]) -> _Marker:
+        return _Marker("for", children[0])
+
+    def mock_model(self, meta: Any, children: list[Any]) -> ast.MockModel:
+        ref = children[1]
+        handler = children[2].value if isinstance(children[2], _Marker) else None
+        return ast.MockModel(self._span(meta), ref, handler, children[-1])
+
+    def mock_handler(self, meta: Any, children: list[Any]) -> ast.MockHandler:
+        return ast.MockHandler(self._span(meta), children[0], children[1])
+
+    def expect(self, meta: Any, children: list[Any]) -> ast.Expect:
+        return ast.Expect(self._span(meta), children[0])
+
+    def expect_error(self, meta: Any, children: list[Any]) -> ast.ExpectError | ast.Expect:
+        expr = children[0]
+        span = self._span(meta)
+        if (isinstance(expr, ast.Compare) and expr.op == "contains"
+                and isinstance(expr.left, ast.Call)):
+            return ast.ExpectError(span, expr.left, expr.right)
+        self._err(expr.span, "write `expect error CALL contains \"text\"`")
+        return ast.Expect(span, expr)
+
+    def test_decl(self, meta: Any, children: list[Any]) -> ast.TestDecl:
+        title: ast.Str = children[0]
+        live = any(isinstance(c, _Marker) and c.kind == "live" for c in children)
+        body = tuple(c for c in children[1:] if not isinstance(c, _Marker))
+        return ast.TestDecl(self._span(meta), title.value, title.span, live, body)
+
+
+def suggest(word: str, options: list[str] | tuple[str, ...]) -> str:
+    """`; did you mean 'x'?` for a close match, else ``""``."""
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
