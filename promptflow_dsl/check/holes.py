@@ -285,7 +285,7 @@ class _Parser:
                             i, i + 1)
 
     def parse_regex(self, i: int) -> tuple[str, int]:
-        raw = self.text.startswith('r"', i)
+        raw = self.text.startswith("r", i)
         value, end = self.parse_string(i + raw, "after 'regex=' (r\"...\" or \"...\")", raw)
         try:
             re.compile(value)
@@ -347,8 +347,10 @@ class _Parser:
             if not m:
                 raise _Fail(_BAD_ESCAPE.get(kind, f"invalid escape sequence '\\{kind}'"),
                             j, j + 2, resume=stop + 1)
-            try:
-                out.append(m.group().encode("utf-8", "surrogatepass").decode("unicode_escape"))
+            try:  # octal by hand: the codec warns about values over 0o377 on 3.12+
+                chunk = m.group()
+                out.append(chr(int(chunk[1:], 8)) if kind in "01234567" else
+                           chunk.encode("utf-8", "surrogatepass").decode("unicode_escape"))
             except UnicodeError as exc:  # unknown \N{name}, \U beyond U+10FFFF
                 raise _Fail(f"invalid '\\{kind}' escape: {exc.reason.lower()}",
                             j, m.end(), resume=stop + 1) from None

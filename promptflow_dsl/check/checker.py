@@ -1,0 +1,135 @@
+"""The check stage: loaded modules → :class:`CheckedProgram`, every error in one pass.
+
+Modules are checked imports-first.  Within a module: names, models and types are
+declared, then every handler's signature is computed, then hooks, handler
+bodies and tests are checked.  Finally the call graph of the whole program is
+checked for recursion, which is allowed only through a ``decompose`` (bounded
+by its ``max_depth``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+
+from ..diagnostics import Diagnostic, Span, error
+from ..syntax import ast
+from . import decls
+from .env import ModuleEnv
+from .exprs import ExprChecker
+from .loader import LoadResult, Project
+from .program import CheckedModule, CheckedProgram, HandlerInfo
+
+
+def _check_module(env: ModuleEnv) -> None:
+    env.declare()
+    env.declare_models()
+    env.resolve_types()
+    mod = env.module
+    handler_decls = [d for d in mod.decls if isinstance(d, ast.HandlerDecl)
+                     and env.values.get(d.name) is d]
+    for d in handler_decls:
+        sig = env.signature(d)
+        env.cm.handlers[d.name] = HandlerInfo(f"{env.cm.key}::{d.name}", d.name, d.kind,
+                                              env.cm.key, sig, d)
+    for d in mod.decls:
+        if isinstance(d, ast.HookDecl) and env.values.get(d.name) is d:
+            env.cm.hooks[d.name] = decls.check_hook(env, d, ExprChecker(env))
+    for d in handler_decls:
+        info = env.cm.handlers[d.name]
+        ec = ExprChecker(env)
+        sig = info.signature
+        details: dict = {}
+        extra: list[tuple[str, str]] = []
+        if isinstance(d, ast.PromptDecl):
+            details = decls.check_prompt(env, d, sig)
+            for hk in details["hooks"]:
+                hook = next((h for m in [env.cm, *env.checked.values()] for h in m.hooks.values()
+                             if h.key == hk), None)
+                if hook is not None:
+                    extra.extend((k, "hook") for k in hook.calls)
+        elif isinstance(d, ast.ToolDecl):
+            details = decls.check_tool(env, d, sig)
+        elif isinstance(d, ast.FlowDecl):
+            details = decls.check_flow(env, d, sig, ec)
+        elif isinstance(d, ast.DecomposeDecl):
+            details = decls.check_decompose(env, d, sig)
+            extra.extend((k, "may_call") for k in details["handlers"].values())
+        elif isinstance(d, ast.RouteDecl):
+            details = decls.check_route(env, d, sig, ec)
+            extra.extend((e["delegate"], "may_call") for e in details["experts"].values()
+                         if "delegate" in e)
+        elif isinstance(d, ast.SketchDecl):
+            details = decls.check_sketch(env, d, sig)
+        calls = tuple(dict.fromkeys([*ec.calls, *extra]))
+        env.cm.handlers[d.name] = dataclasses.replace(
+            info, calls=calls, template_vars=tuple(details.pop("template_vars", ())),
+            details=details)
+    for d in mod.decls:
+        if isinstance(d, ast.TestDecl):
+            env.cm.tests.append(decls.check_test(env, d, ExprChecker(env)))
+
+
+def _check_recursion(modules: dict[str, CheckedModule], diags: list[Diagnostic]) -> None:
+    """Report call cycles that do not pass through a decompose handler."""
+    handlers = {h.key: h for m in modules.values() for h in m.handlers.values()}
+    graph: dict[str, set[str]] = {k: set() for k in handlers}
+    for h in handlers.values():
+        if h.kind == "decompose":
+            continue
+        for target, _kind in h.calls:
+            if target in graph:
+                graph[h.key].add(target)
+    for _ in range(len(handlers)):
+        try:
+            TopologicalSorter(graph).prepare()
+            return
+        except CycleError as exc:
+            cycle: list[str] = list(exc.args[1])
+        # graphlib lists the cycle backwards (each node is a predecessor of the previous one)
+        cycle.reverse()
+        members = [handlers[k] for k in cycle[:-1]]
+        first = min(members, key=lambda h: (h.decl.span.file, h.decl.span.line))
+        chain = " -> ".join(h.name for h in (*members, members[0]))
+        diags.append(error(first.decl.name_span,
+                           f"recursive call cycle {chain}: recursion is only allowed through a "
+                           f"decompose handler (bounded by max_depth)",
+                           *[(h.decl.name_span, f"'{h.name}' is on the cycle")
+                             for h in members if h is not first]))
+        graph[cycle[0]].discard(cycle[1])
+
+
+def check_loaded(result: LoadResult, project: Project) -> tuple[CheckedProgram | None, list[Diagnostic]]:
+    """Check every loaded module.
+
+    Returns the program (``None`` if the entry did not parse) and all diagnostics;
+    the caller decides whether errors are fatal.  Never raises for user errors.
+    """
+    diags = list(result.diagnostics)
+    checked: dict[str, CheckedModule] = {}
+    for key in result.order:
+        lm = result.modules[key]
+        if lm.module is None:
+            continue
+        env = ModuleEnv(lm, checked, project, diags)
+        try:
+            _check_module(env)
+        except RecursionError:
+            diags.append(error(Span.point(lm.source.uri, 1, 1),
+                               "program is nested too deeply to check"))
+        checked[key] = env.cm
+    if result.entry not in checked:
+        return None, diags
+    _check_recursion(checked, diags)
+    program = CheckedProgram(checked[result.entry], checked, [d for d in diags if not d.is_error],
+                             result.sources, project.root)
+    return program, diags
+
+
+def project_for(entry: Path | None, allow: tuple[Path, ...] = (), root: Path | None = None) -> Project:
+    from .loader import find_project_root
+
+    if root is None:
+        root = find_project_root(entry.parent if entry is not None else Path.cwd())
+    return Project(root, allow)

@@ -1,0 +1,188 @@
+"""The load stage for whole programs: the entry file and every module it imports.
+
+Imports are resolved on a search path: ``std.*`` in the standard library folder;
+``"relative/path.pflow"`` beside the importing file; a dotted ``a.b`` as
+``a/b.pflow`` beside the importing file, then under the project root.  Files a
+program refers to (imports, prompt files, demos) must stay inside the project
+root — the nearest folder above the entry file holding ``pyproject.toml`` or
+``pflow.toml``, else the entry file's folder — unless allowed explicitly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..diagnostics import Diagnostic, Span, error
+from ..resources import stdlib_dir
+from ..syntax import SourceFile, ast, parse_module, read_source
+from ..syntax.source import display_name
+
+PROJECT_MARKERS = ("pyproject.toml", "pflow.toml")
+
+
+def find_project_root(entry_dir: Path) -> Path:
+    """The nearest folder at or above ``entry_dir`` holding a project marker, else ``entry_dir``."""
+    entry_dir = entry_dir.resolve()
+    for d in (entry_dir, *entry_dir.parents):
+        if any((d / m).is_file() for m in PROJECT_MARKERS):
+            return d
+    return entry_dir
+
+
+@dataclass
+class Project:
+    """Where a program's files may come from."""
+
+    root: Path
+    allowed: tuple[Path, ...] = ()
+
+    def permits(self, path: Path) -> bool:
+        p = path.resolve()
+        std = stdlib_dir().resolve()
+        for base in (self.root.resolve(), std, *(a.resolve() for a in self.allowed)):
+            if p == base or base in p.parents:
+                return True
+        return False
+
+    def resolve_file(self, declaring: Path | None, rel: str, span: Span,
+                     what: str) -> tuple[Path | None, Diagnostic | None]:
+        """Resolve ``rel`` against the declaring file's folder.
+
+        Returns the path, or a diagnostic for a missing file or one outside the project.
+        """
+        base = declaring.parent if declaring is not None else self.root
+        path = (base / rel).resolve() if not Path(rel).is_absolute() else Path(rel).resolve()
+        if not self.permits(path):
+            return None, error(span, f"{what} '{rel}' is outside the project folder "
+                                     f"{display_name(self.root)}; allow it with --allow-path")
+        if not path.exists():
+            return None, error(span, f"{what} '{rel}' not found (looked for {display_name(path)})")
+        if path.is_dir():
+            return None, error(span, f"{what} '{rel}' is a folder, not a file")
+        return path, None
+
+
+@dataclass
+class LoadedModule:
+    key: str  # resolved path as text, or "<string>" for text loaded without a file
+    source: SourceFile
+    module: ast.Module | None
+    std_name: str | None = None  # "std.text" for standard library modules
+    imports: dict[str, str] = field(default_factory=dict)  # alias -> module key
+
+    @property
+    def path(self) -> Path | None:
+        return self.source.path
+
+
+@dataclass
+class LoadResult:
+    entry: str
+    modules: dict[str, LoadedModule]
+    order: list[str]  # imported modules before their importers
+    diagnostics: list[Diagnostic]
+
+    @property
+    def sources(self) -> dict[str, str]:
+        return {m.source.uri: m.source.text for m in self.modules.values()}
+
+
+class Loader:
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self.modules: dict[str, LoadedModule] = {}
+        self.order: list[str] = []
+        self.diagnostics: list[Diagnostic] = []
+        self._stack: list[str] = []
+
+    def load_entry(self, source: SourceFile) -> LoadResult:
+        key = str(source.path.resolve()) if source.path else "<string>"
+        self._load(key, source, None)
+        return LoadResult(key, self.modules, self.order, self.diagnostics)
+
+    def _load(self, key: str, source: SourceFile, std_name: str | None) -> None:
+        module, diags = parse_module(source)
+        self.diagnostics.extend(diags)
+        lm = LoadedModule(key, source, module, std_name)
+        self.modules[key] = lm
+        self._stack.append(key)
+        if module is not None:
+            for decl in module.decls:
+                if isinstance(decl, ast.ImportDecl):
+                    target = self._import(lm, decl)
+                    if target is not None:
+                        lm.imports[decl.name] = target
+        self._stack.pop()
+        self.order.append(key)
+
+    def _import(self, importer: LoadedModule, decl: ast.ImportDecl) -> str | None:
+        path, std_name, diag = self._locate(importer, decl)
+        if diag is not None:
+            self.diagnostics.append(diag)
+            return None
+        assert path is not None
+        key = str(path.resolve())
+        if key in self._stack:
+            chain = self._stack[self._stack.index(key):] + [key]
+            names = " -> ".join(self._show(k) for k in chain)
+            self.diagnostics.append(error(decl.span, f"import cycle: {names}"))
+            return None
+        if key not in self.modules:
+            source, rdiag = read_source(path, self._uri(path, std_name))
+            if source is None:
+                assert rdiag is not None
+                self.diagnostics.append(error(decl.span, f"cannot import: {rdiag.message}"))
+                return None
+            self._load(key, source, std_name)
+        return key
+
+    def _show(self, key: str) -> str:
+        lm = self.modules.get(key)
+        return lm.source.uri if lm else key
+
+    def _uri(self, path: Path, std_name: str | None) -> str:
+        if std_name:
+            return f"std/{path.relative_to(stdlib_dir().resolve()).as_posix()}"
+        return display_name(path)
+
+    def _locate(self, importer: LoadedModule, decl: ast.ImportDecl
+                ) -> tuple[Path | None, str | None, Diagnostic | None]:
+        if decl.path is not None:
+            rel = decl.path.value
+            if not rel.endswith(".pflow"):
+                return None, None, error(decl.path.span, f"imported file '{rel}' must end in .pflow")
+            path, diag = self.project.resolve_file(importer.path, rel, decl.path.span, "imported file")
+            return path, None, diag
+        assert decl.module is not None
+        parts = decl.module.split(".")
+        span = decl.span
+        if parts[0] == "std":
+            if len(parts) == 1:
+                return None, None, error(span, "import a standard module, e.g. `import std.text`")
+            path = stdlib_dir().resolve().joinpath(*parts[1:]).with_suffix(".pflow")
+            if not path.is_file():
+                available = sorted(p.stem for p in stdlib_dir().glob("*.pflow"))
+                return None, None, error(span, f"no standard module '{decl.module}' "
+                                               f"(available: {', '.join('std.' + a for a in available)})")
+            return path, decl.module, None
+        rel = Path(*parts).with_suffix(".pflow")
+        bases = [importer.path.parent] if importer.path else []
+        bases.append(self.project.root)
+        for base in bases:
+            cand = (base / rel).resolve()
+            if cand.is_file():
+                if not self.project.permits(cand):
+                    break
+                return cand, None, None
+        return None, None, error(span, f"no module '{decl.module}' (looked for {rel.as_posix()} beside "
+                                       f"this file and in the project folder)")
+
+
+def load(source: SourceFile, project: Project) -> LoadResult:
+    """Load the entry source and, transitively, every module it imports.
+
+    Never raises for user errors: missing files, syntax errors and import cycles are
+    returned as diagnostics.
+    """
+    return Loader(project).load_entry(source)

@@ -1,0 +1,195 @@
+"""The output of the check stage: a :class:`CheckedProgram` and what it holds.
+
+Nothing here is mutated after the checker returns it.  Handlers are identified
+by a key ``"<module key>::<name>"``; the program shows them to users under the
+name the entry module uses (``classify``, ``text.split_words``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..diagnostics import Diagnostic, Span
+from ..syntax import ast
+from .types import Type
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..plan import Plan
+
+
+@dataclass(frozen=True)
+class ParamInfo:
+    name: str
+    type: Type
+    default: ast.Expr | None = None
+
+    @property
+    def required(self) -> bool:
+        return self.default is None
+
+
+@dataclass(frozen=True)
+class Signature:
+    params: tuple[ParamInfo, ...]
+    returns: Type
+
+    def show(self, name: str) -> str:
+        ps = ", ".join(f"{p.name}: {p.type.show()}" + (" = ..." if p.default is not None else "")
+                       for p in self.params)
+        return f"{name}({ps}) -> {self.returns.show()}"
+
+    def param(self, name: str) -> ParamInfo | None:
+        return next((p for p in self.params if p.name == name), None)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What a call site (or handler reference) resolved to."""
+
+    kind: str  # "handler" | "builtin" | "counter"
+    target: str  # handler key, or the builtin's name
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    model_id: str
+    embed: bool
+    params: dict[str, Any]
+    span: Span | None  # None for the implicit `default`
+
+
+@dataclass(frozen=True)
+class HandlerInfo:
+    key: str
+    name: str  # name inside its own module
+    kind: str  # prompt | tool | flow | decompose | route | sketch
+    module_key: str
+    signature: Signature
+    decl: ast.HandlerDecl
+    # Keys of handlers this one calls or may call, with the kind of edge:
+    # "call" (a flow's call site), "may_call" (decompose / route dispatch),
+    # "hook" (a hook program or trigger used while this prompt generates).
+    calls: tuple[tuple[str, str], ...] = ()
+    # Template variables each message / template reads (for prompts, sketches).
+    template_vars: tuple[frozenset[str], ...] = ()
+    # Kind-specific facts the runtime needs (resolved files, decompose bindings...).
+    details: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class HookInfo:
+    key: str
+    name: str
+    module_key: str
+    decl: ast.HookDecl
+    groups: tuple[str, ...]  # named groups of a regex trigger
+    calls: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TestInfo:
+    name: str
+    module_key: str
+    decl: ast.TestDecl
+
+    __test__ = False
+
+
+@dataclass
+class CheckedModule:
+    key: str
+    uri: str
+    path: Path | None
+    module: ast.Module
+    std_name: str | None
+    imports: dict[str, str]  # alias -> module key
+    types: dict[str, Type] = field(default_factory=dict)
+    models: dict[str, ModelInfo] = field(default_factory=dict)
+    handlers: dict[str, HandlerInfo] = field(default_factory=dict)
+    hooks: dict[str, HookInfo] = field(default_factory=dict)
+    tests: list[TestInfo] = field(default_factory=list)
+    # call-site span -> what it resolved to; expression span -> its static type
+    resolutions: dict[Span, Resolved] = field(default_factory=dict)
+    expr_types: dict[Span, Type] = field(default_factory=dict)
+
+
+@dataclass
+class CheckedProgram:
+    """A program that passed the checker: every module, handler, hook and test resolved.
+
+    Use :meth:`handler` to look a handler up by the name the entry module uses and
+    :meth:`plan` to build the execution graph of one handler.
+    """
+
+    entry: CheckedModule
+    modules: dict[str, CheckedModule]
+    diagnostics: list[Diagnostic]  # warnings only: a program with errors raises instead
+    sources: dict[str, str]
+    root: Path | None = None
+
+    # ------------------------------------------------------------ look-ups
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if not d.is_error]
+
+    @property
+    def handlers(self) -> dict[str, HandlerInfo]:
+        """The entry module's own handlers, by name."""
+        return dict(self.entry.handlers)
+
+    @property
+    def tests(self) -> list[TestInfo]:
+        return list(self.entry.tests)
+
+    def all_handlers(self) -> dict[str, HandlerInfo]:
+        """Every handler of every module, by key."""
+        return {h.key: h for m in self.modules.values() for h in m.handlers.values()}
+
+    def all_hooks(self) -> dict[str, HookInfo]:
+        return {h.key: h for m in self.modules.values() for h in m.hooks.values()}
+
+    def handler(self, name: str) -> HandlerInfo:
+        """The handler the entry module calls ``name`` (``classify`` or ``alias.name``).
+
+        Raises ``KeyError`` with the known names when there is none.
+        """
+        if name in self.entry.handlers:
+            return self.entry.handlers[name]
+        if "." in name:
+            alias, _, rest = name.partition(".")
+            mkey = self.entry.imports.get(alias)
+            if mkey is not None and rest in self.modules[mkey].handlers:
+                return self.modules[mkey].handlers[rest]
+        known = ", ".join(sorted(self.entry.handlers)) or "none"
+        raise KeyError(f"no handler '{name}' (handlers: {known})")
+
+    def display_name(self, key: str) -> str:
+        """How the entry module would spell the handler or hook with this key."""
+        mkey, _, name = key.rpartition("::")
+        if mkey == self.entry.key:
+            return name
+        for alias, k in self.entry.imports.items():
+            if k == mkey:
+                return f"{alias}.{name}"
+        mod = self.modules.get(mkey)
+        prefix = mod.std_name if mod and mod.std_name else (mod.uri if mod else mkey)
+        return f"{prefix}.{name}"
+
+    def module_of(self, key: str) -> CheckedModule:
+        return self.modules[key.rpartition("::")[0]]
+
+    # ------------------------------------------------------------ planning
+
+    def plan(self, name: str) -> Plan:
+        """The execution plan of handler ``name``.
+
+        Raises ``KeyError`` for an unknown handler and
+        :class:`promptflow_dsl.plan.PlanError` for a cycle among data edges.
+        """
+        from ..plan import build_plan
+
+        return build_plan(self, self.handler(name))

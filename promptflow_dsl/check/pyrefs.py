@@ -1,0 +1,98 @@
+"""Static resolution of a tool's Python target, ``"module:function"``, without running it.
+
+A module file beside the ``.pflow`` file (``module.py``, or ``pkg/mod.py`` for
+``pkg.mod``) wins; otherwise the module is looked up on the Python path with
+``importlib.machinery.PathFinder`` — which finds files but executes nothing.
+When the module is Python source, it is parsed and the function must be defined
+at its top level (``def``, ``async def``, an assignment or an import of that
+name).  Compiled or built-in modules are accepted as found.
+"""
+
+from __future__ import annotations
+
+import ast as pyast
+import importlib.machinery
+import sys
+from pathlib import Path
+
+from ..diagnostics import Diagnostic, Span, error
+
+
+def _top_level_names(source: str) -> set[str] | None:
+    try:
+        tree = pyast.parse(source)
+    except SyntaxError:
+        return None
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (pyast.FunctionDef, pyast.AsyncFunctionDef, pyast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (pyast.Assign, pyast.AnnAssign)):
+            targets = node.targets if isinstance(node, pyast.Assign) else [node.target]
+            for t in targets:
+                if isinstance(t, pyast.Name):
+                    names.add(t.id)
+        elif isinstance(node, (pyast.Import, pyast.ImportFrom)):
+            for a in node.names:
+                names.add((a.asname or a.name).split(".")[0])
+    return names
+
+
+def _find_on_path(module: str) -> str | None:
+    """The origin of ``module`` on sys.path (a file path, or "built-in"); None if absent."""
+    if module in sys.builtin_module_names:
+        return "built-in"
+    path = None
+    spec = None
+    parts = module.split(".")
+    for i in range(len(parts)):
+        name = ".".join(parts[: i + 1])
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is None:
+            return None
+        path = list(spec.submodule_search_locations or [])
+        if i < len(parts) - 1 and not path:
+            return None
+    if spec is None:
+        return None
+    return spec.origin or "namespace"
+
+
+def locate_module(module: str, pflow_path: Path | None) -> str | None:
+    """Where module ``module`` would be loaded from for a tool declared in ``pflow_path``."""
+    if pflow_path is not None:
+        rel = Path(*module.split("."))
+        for cand in (pflow_path.parent / rel.with_suffix(".py"), pflow_path.parent / rel / "__init__.py"):
+            if cand.is_file():
+                return str(cand)
+    return _find_on_path(module)
+
+
+def check_python_target(target: str, pflow_path: Path | None, span: Span
+                        ) -> tuple[Diagnostic | None, str | None]:
+    """Check that ``module:function`` exists without importing the module.
+
+    Returns ``(diagnostic or None, where the module was found or None)``.
+    """
+    module, sep, func = target.partition(":")
+    if not sep or not module or not func:
+        return error(span, f"tool target '{target}' must be \"module:function\""), None
+    if not all(p.isidentifier() for p in module.split(".")):
+        return error(span, f"'{module}' is not a Python module name"), None
+    if not all(p.isidentifier() for p in func.split(".")):
+        return error(span, f"'{func}' is not a Python function name"), None
+    where = locate_module(module, pflow_path)
+    if where is None:
+        return error(span, f"cannot find Python module '{module}' (looked for {module.replace('.', '/')}.py "
+                           f"beside this file and on the Python path)"), None
+    if where.endswith(".py"):
+        try:
+            names = _top_level_names(Path(where).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError):
+            names = None
+        if names is None:
+            return error(span, f"Python module '{module}' cannot be parsed"), where
+        head = func.split(".")[0]
+        if head not in names:
+            return error(span, f"Python module '{module}' has no function '{head}'"), where
+    return None, where

@@ -1,0 +1,95 @@
+"""Jinja2 templates checked at compile time.
+
+Templates are parsed (never rendered) in the same sandboxed environment the
+runtime uses: ``StrictUndefined``, ``trim_blocks``, ``lstrip_blocks``, no
+autoescaping.  Syntax errors and every variable a template reads that is not in
+scope are reported at their line (and, for variables, column) in the ``.pflow``
+file.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any
+
+from ..diagnostics import Diagnostic, Span, error
+from ..syntax import ast
+
+
+@lru_cache(maxsize=1)
+def template_env() -> Any:
+    """The sandboxed Jinja2 environment shared by checker and runtime."""
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
+    return SandboxedEnvironment(undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                                autoescape=False, keep_trailing_newline=True)
+
+
+def locate(node: ast.Str, text: str, offset: int) -> tuple[int, int]:
+    """Source (line, col) of character ``offset`` of ``text`` (the value of ``node``)."""
+    before = text[:offset]
+    line_index = before.count("\n")
+    col_index = offset - (before.rfind("\n") + 1)
+    return node.origin(line_index, col_index)
+
+
+def _span_at(node: ast.Str, text: str, offset: int, length: int) -> Span:
+    line, col = locate(node, text, offset)
+    return Span.point(node.span.file, line, col, length)
+
+
+def _line_offset(text: str, lineno: int) -> int:
+    """Offset of the first character of 1-based line ``lineno`` of ``text``."""
+    off = 0
+    for _ in range(max(lineno - 1, 0)):
+        nxt = text.find("\n", off)
+        if nxt < 0:
+            return off
+        off = nxt + 1
+    return off
+
+
+def check_template(node: ast.Str, allowed: set[str], where: str,
+                   piece: str | None = None, piece_offset: int = 0
+                   ) -> tuple[frozenset[str], list[Diagnostic]]:
+    """Check the template in ``node`` (or the ``piece`` of it starting at ``piece_offset``).
+
+    Returns the set of variables the template reads and the diagnostics found:
+    a syntax error, or each variable not in ``allowed`` (Jinja's own globals and
+    the template's local names are always allowed).  Never raises.
+    """
+    from jinja2 import TemplateSyntaxError, meta, nodes
+
+    env = template_env()
+    full = node.value
+    text = full if piece is None else piece
+    try:
+        tree = env.parse(text)
+        env.compile(tree)  # catches unknown filters and tests
+    except TemplateSyntaxError as exc:
+        lineno = exc.lineno or 1
+        off = piece_offset + _line_offset(text, lineno)
+        msg = (exc.message or "template syntax error").strip()
+        return frozenset(), [error(_span_at(node, full, off, 1), f"template error in {where}: {msg}")]
+    except Exception as exc:  # Jinja's compiler may raise other errors for odd input
+        return frozenset(), [error(node.span, f"template error in {where}: {exc}")]
+    names = meta.find_undeclared_variables(tree) - set(env.globals)
+    diags: list[Diagnostic] = []
+    unknown = sorted(names - allowed)
+    if unknown:
+        reported: set[str] = set()
+        for n in tree.find_all(nodes.Name):
+            if n.name in unknown and n.ctx == "load" and n.name not in reported:
+                reported.add(n.name)
+                line_start = _line_offset(text, n.lineno)
+                line_end = text.find("\n", line_start)
+                line_text = text[line_start: line_end if line_end >= 0 else len(text)]
+                m = re.search(rf"(?<![\w.]){re.escape(n.name)}(?!\w)", line_text)
+                col = m.start() if m else 0
+                span = _span_at(node, full, piece_offset + line_start + col, len(n.name))
+                scope = ", ".join(sorted(allowed)) or "none"
+                diags.append(error(span, f"unknown variable '{n.name}' in {where} "
+                                         f"(in scope: {scope})"))
+    return frozenset(names), diags
