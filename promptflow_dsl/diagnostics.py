@@ -103,6 +103,7 @@ class CompileError(Exception):
         return render(self.diagnostics, self.sources, color=color)
 
 
+_MAX_LINE = 120
 _COLORS = {"error": "\x1b[1;31m", "warning": "\x1b[1;33m", "note": "\x1b[1;36m"}
 _RESET = "\x1b[0m"
 
@@ -121,6 +122,15 @@ def _caret_block(span: Span, sources: Mapping[str, str]) -> list[str]:
     else:
         end = max(len(src), start + 1)
     end = min(end, max(len(src), start + 1))
+    if len(src) > _MAX_LINE:  # show a window of a long line around the span
+        lo = max(0, start - _MAX_LINE // 3)
+        hi = min(len(src), lo + _MAX_LINE)
+        prefix = "..." if lo > 0 else ""
+        suffix = "..." if hi < len(src) else ""
+        src = prefix + src[lo:hi] + suffix
+        start = start - lo + len(prefix)
+        end = min(end - lo + len(prefix), len(src) - len(suffix))
+        end = max(end, start + 1)
     # Keep the caret aligned under tabs by reusing the tab characters.
     pad = "".join("\t" if ch == "\t" else " " for ch in src[:start])
     return [f"  {src}", f"  {pad}{'^' + '~' * (end - start - 1)}"]

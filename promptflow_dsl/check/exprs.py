@@ -43,10 +43,45 @@ class Scope:
     vars: dict[str, Type] = field(default_factory=dict)
     counters: bool = False
     used: set[str] = field(default_factory=set)
+    not_none: frozenset[str] = frozenset()  # paths (`x`, `x.f`) a condition proved not none
 
     def child(self, extra: dict[str, Type]) -> Scope:
-        s = Scope({**self.vars, **extra}, self.counters, self.used)
-        return s
+        shadowed = {p for p in self.not_none if p.split(".")[0] in extra}
+        return Scope({**self.vars, **extra}, self.counters, self.used, self.not_none - shadowed)
+
+    def narrowed(self, paths: frozenset[str]) -> Scope:
+        if not paths:
+            return self
+        return Scope(self.vars, self.counters, self.used, self.not_none | paths)
+
+
+def _path(e: ast.Expr) -> str | None:
+    if isinstance(e, ast.Name):
+        return e.name
+    if isinstance(e, ast.Attr):
+        base = _path(e.obj)
+        return f"{base}.{e.name}" if base else None
+    return None
+
+
+def proven_not_none(cond: ast.Expr, when: bool = True) -> frozenset[str]:
+    """Paths that cannot be none where ``cond`` evaluated to ``when``.
+
+    Understands `x != none`, `x == none` (when false), `not c`, `a and b` (when
+    true) and `a or b` (when false); anything else proves nothing.
+    """
+    if isinstance(cond, ast.Compare) and cond.op in ("==", "!="):
+        side = cond.left if isinstance(cond.right, ast.NoneLit) else (
+            cond.right if isinstance(cond.left, ast.NoneLit) else None)
+        p = _path(side) if side is not None else None
+        if p and (cond.op == "!=") == when:
+            return frozenset({p})
+        return frozenset()
+    if isinstance(cond, ast.UnaryOp) and cond.op == "not":
+        return proven_not_none(cond.operand, not when)
+    if isinstance(cond, ast.BoolOp) and (cond.op == "and") == when:
+        return proven_not_none(cond.left, when) | proven_not_none(cond.right, when)
+    return frozenset()
 
 
 def _is_number(t: Type) -> bool:
@@ -101,7 +136,8 @@ class ExprChecker:
     def _Name(self, e: ast.Name, scope: Scope) -> Type:
         if e.name in scope.vars:
             scope.used.add(e.name)
-            return scope.vars[e.name]
+            t = scope.vars[e.name]
+            return _strip_optional(t) if e.name in scope.not_none else t
         decl = self.env.values.get(e.name)
         if isinstance(decl, ast.HandlerDecl):
             self.env.err(e.span, f"'{e.name}' is a handler; call it: {e.name}(...)")
@@ -143,7 +179,8 @@ class ExprChecker:
                 self.env.err(e.name_span, f"{base.show()} has no field '{e.name}'"
                                           f"{suggest(e.name, names)} (fields: {', '.join(names)})")
                 return ANY
-            return optional(f.type) if isinstance(t, OptionalType) else f.type
+            ft = optional(f.type) if isinstance(t, OptionalType) else f.type
+            return _strip_optional(ft) if _path(e) in scope.not_none else ft
         if isinstance(base, DictType):
             self.env.err(e.name_span, f"use d[\"{e.name}\"] to read a dict entry")
             return ANY
@@ -200,7 +237,8 @@ class ExprChecker:
         return t
 
     def _BoolOp(self, e: ast.BoolOp, scope: Scope) -> Type:
-        lt, rt = self.check(e.left, scope), self.check(e.right, scope)
+        lt = self.check(e.left, scope)
+        rt = self.check(e.right, scope.narrowed(proven_not_none(e.left, e.op == "and")))
         return BOOL if (lt == BOOL and rt == BOOL) else join(lt, rt)
 
     def _Compare(self, e: ast.Compare, scope: Scope) -> Type:
@@ -234,7 +272,9 @@ class ExprChecker:
 
     def _Conditional(self, e: ast.Conditional, scope: Scope) -> Type:
         self.check(e.cond, scope)
-        return join(self.check(e.then, scope), self.check(e.orelse, scope))
+        then = self.check(e.then, scope.narrowed(proven_not_none(e.cond, True)))
+        orelse = self.check(e.orelse, scope.narrowed(proven_not_none(e.cond, False)))
+        return join(then, orelse)
 
     def _Comprehension(self, e: ast.Comprehension, scope: Scope) -> Type:
         it = self.check(e.iter, scope)
@@ -251,6 +291,7 @@ class ExprChecker:
         inner = scope.child({e.var: item})
         if e.cond is not None:
             self.check(e.cond, inner)
+            inner = inner.narrowed(proven_not_none(e.cond, True))
         out = ListType(self.check(e.elt, inner))
         return out
 

@@ -22,11 +22,16 @@ def parse_module(source: SourceFile) -> tuple[ast.Module | None, list[Diagnostic
         tree = parse(source)
     except SyntaxFailure as exc:
         return None, [exc.diagnostic]
+    from lark.exceptions import VisitError
+
+    from .builder import MAX_DEPTH
+
     builder = Builder(source.uri)
     try:
         module = builder.transform(tree)
-    except DepthExceeded as exc:
-        from .builder import MAX_DEPTH
-
-        return None, [error(exc.span, f"expression or type nested more than {MAX_DEPTH} levels deep")]
+    except VisitError as exc:
+        if isinstance(exc.orig_exc, DepthExceeded):
+            return None, [error(exc.orig_exc.span,
+                                f"expression or type nested more than {MAX_DEPTH} levels deep")]
+        raise exc.orig_exc from None
     return module, builder.diagnostics
