@@ -16,7 +16,7 @@ from typing import Any
 
 from ..syntax import ast
 from .env import ModuleEnv
-from .exprs import ExprChecker, Scope, free_names
+from .exprs import ExprChecker, Scope, free_names, mismatch_note
 from .holes import parse_template
 from .program import HandlerInfo, HookInfo, Signature, TestInfo
 from .pyrefs import check_python_target
@@ -34,7 +34,6 @@ from .types import (
     LiteralType,
     RecordType,
     Type,
-    explain_mismatch,
     extra_fields,
     is_assignable,
 )
@@ -42,11 +41,6 @@ from .types import (
 ACTIONS = ("insert", "replace_segment", "stop")
 ROUTERS = ("embedding", "llm", "rule")
 DECODERS = ("sequential", "interleaved", "beam")
-
-
-def _mismatch(t: Type, want: Type) -> str:
-    why = explain_mismatch(t, want)
-    return f" ({why})" if why else ""
 
 
 # ------------------------------------------------------------------ shared pieces
@@ -238,7 +232,7 @@ def check_flow(env: ModuleEnv, d: ast.FlowDecl, sig: Signature, ec: ExprChecker)
         t = ec.check(r.value, scope)
         if not is_assignable(t, sig.returns):
             env.err(r.value.span, f"flow '{d.name}' returns {sig.returns.show()}, "
-                                  f"but this is {t.show()}{_mismatch(t, sig.returns)}")
+                                  f"but this is {t.show()}{mismatch_note(t, sig.returns)}")
         elif isinstance(t, RecordType) and isinstance(sig.returns, RecordType) \
                 and isinstance(r.value, ast.RecordExpr):
             for extra in extra_fields(t, sig.returns):
@@ -523,7 +517,7 @@ def check_test(env: ModuleEnv, d: ast.TestDecl, ec: ExprChecker) -> TestInfo:
             if h is not None and not is_assignable(t, h.signature.returns):
                 env.err(st.value.span, f"mock value for '{st.target.dotted}' must be "
                                        f"{h.signature.returns.show()}, got {t.show()}"
-                                       f"{_mismatch(t, h.signature.returns)}")
+                                       f"{mismatch_note(t, h.signature.returns)}")
         elif isinstance(st, ast.Expect):
             ec.check(st.expr, scope)
         elif isinstance(st, ast.ExpectError):

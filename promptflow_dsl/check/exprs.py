@@ -88,6 +88,14 @@ def _is_number(t: Type) -> bool:
     return isinstance(t, AnyType) or is_assignable(t, FLOAT)
 
 
+def mismatch_note(t: Type, want: Type) -> str:
+    """`` (why)`` for a type mismatch, or ``""`` when the reason adds nothing."""
+    why = explain_mismatch(t, want)
+    if not why or why == f"{t.show()} is not {want.show()}":
+        return ""
+    return f" ({why})"
+
+
 def _plain(t: Type) -> str:
     """How an operand's type is named in operator errors: a literal is just a str."""
     return "str" if isinstance(t, LiteralType) else t.show()
@@ -393,10 +401,8 @@ class ExprChecker:
                 continue
             t = self.check(arg, scope)
             if not is_assignable(t, p.type):
-                why = explain_mismatch(t, p.type)
                 env.err(arg.span, f"argument '{p.name}' of {name} expects {p.type.show()}, "
-                                  f"got {t.show()}" + (f" ({why})" if why and why not in
-                                                       (f"{t.show()} is not {p.type.show()}",) else ""))
+                                  f"got {t.show()}{mismatch_note(t, p.type)}")
 
     def _builtin(self, e: ast.Call, b: object, scope: Scope) -> Type:
         from .builtins import Builtin

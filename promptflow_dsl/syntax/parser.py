@@ -188,9 +188,12 @@ def _to_diagnostic(exc: Any, source: SourceFile) -> Diagnostic:
         span = Span.point(uri, exc.line, exc.column)
         ch = exc.char
         rest = source.text[exc.pos_in_stream:]
+        pos = exc.pos_in_stream
         if ch == "'":
             msg = "strings use double quotes: \"...\""
-        elif ch == '"' and rest.startswith('"""'):
+        elif ch == '"' and (rest.startswith('"""') or source.text[max(pos - 2, 0):pos + 1] == '"""'):
+            if not rest.startswith('"""'):
+                span = Span.point(uri, exc.line, max(exc.column - 2, 1), 3)
             msg = 'unterminated """ string: no closing """'
         elif ch == '"' or rest.startswith('r"'):
             msg = "unterminated string: a \"...\" string must end on the same line (use \"\"\"...\"\"\" for text over several lines)"

@@ -1,0 +1,115 @@
+"""The pflow command line: exit statuses, output forms, start-up imports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import SHARED_EXAMPLES
+from promptflow_dsl import cli
+
+GOOD = 'prompt greet(name: str) -> str = "Say hello to {{ name }}."\n'
+BAD = 'flow f(x: str) -> int {\n  return x\n}\n'
+
+
+def run(argv: list[str], capsys) -> tuple[int, str, str]:
+    code = cli.main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_check_ok(tmp_path: Path, capsys):
+    (tmp_path / "g.pflow").write_text(GOOD)
+    code, out, err = run(["check", str(tmp_path / "g.pflow")], capsys)
+    assert code == 0 and "ok (1 handler, 0 tests)" in out and err == ""
+
+
+def test_check_error_exit_2_with_caret(tmp_path: Path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("b.pflow").write_text(BAD)
+    code, out, err = run(["check", "b.pflow"], capsys)
+    assert code == 2
+    assert err.splitlines()[:3] == [
+        "b.pflow:2:10: error: flow 'f' returns int, but this is str",
+        "    return x",
+        "           ^",
+    ]
+    assert err.rstrip().endswith("b.pflow: 1 error")
+
+
+def test_check_json_format(tmp_path: Path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("b.pflow").write_text(BAD)
+    Path("g.pflow").write_text(GOOD)
+    code, out, _ = run(["check", "--format", "json", "b.pflow", "g.pflow"], capsys)
+    report = json.loads(out)
+    assert code == 2
+    assert report[0]["ok"] is False and report[0]["diagnostics"][0]["line"] == 2
+    assert report[1]["handlers"] == {"greet": "greet(name: str) -> str"}
+
+
+def test_strict_turns_warnings_into_failure(tmp_path: Path, capsys):
+    f = tmp_path / "w.pflow"
+    f.write_text('flow f(x: str, y: str) -> str { return x }\n')
+    assert run(["check", str(f)], capsys)[0] == 0
+    assert run(["check", "--strict", str(f)], capsys)[0] == 2
+
+
+def test_missing_file_and_bad_usage_exit_2(tmp_path: Path, capsys):
+    code, _, err = run(["check", str(tmp_path / "nope.pflow")], capsys)
+    assert code == 2 and "no such file" in err
+    code, _, err = run(["frobnicate"], capsys)
+    assert code == 2 and "invalid choice" in err
+    code, _, _ = run([], capsys)
+    assert code == 2
+
+
+def test_graph_formats(tmp_path: Path, capsys):
+    f = tmp_path / "g.pflow"
+    f.write_text(GOOD + 'flow twice(n: str) -> list[str] {\n  return [greet(name=x) for x in [n, n]]\n}\n')
+    for fmt in ("mermaid", "dot", "json"):
+        code, out, err = run(["graph", str(f), "twice", "--format", fmt], capsys)
+        assert code == 0, err
+        assert "greet" in out
+    code, _, err = run(["graph", str(f), "nosuch"], capsys)
+    assert code == 2 and "no handler 'nosuch'" in err
+
+
+def test_internal_error_is_one_line_and_exit_70(tmp_path: Path, capsys, monkeypatch):
+    f = tmp_path / "g.pflow"
+    f.write_text(GOOD)
+
+    def boom(*a, **k):
+        raise RuntimeError("kaput")
+
+    monkeypatch.setattr("promptflow_dsl.load", boom)
+    code, _, err = run(["check", str(f)], capsys)
+    assert code == 70
+    assert err.strip().splitlines() == [
+        "pflow: internal error: RuntimeError: kaput -- this is a bug in pflow; set PFLOW_DEBUG=1 "
+        "for the traceback"]
+
+
+@pytest.mark.skipif(not SHARED_EXAMPLES.is_dir(), reason="spec examples not present")
+def test_spec_examples_check_via_subprocess():
+    files = [str(p) for p in sorted(SHARED_EXAMPLES.glob("*.pflow"))]
+    r = subprocess.run([sys.executable, "-m", "promptflow_dsl", "check", *files],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count(": ok (") == len(files)
+
+
+def test_import_and_check_do_not_import_litellm_or_networkx(tmp_path: Path):
+    f = tmp_path / "g.pflow"
+    f.write_text(GOOD)
+    code = ("import sys, promptflow_dsl as pf; pf.load(sys.argv[1]);"
+            "from promptflow_dsl import cli; cli.main(['check', '-q', sys.argv[1]]);"
+            "bad = [m for m in ('litellm', 'networkx', 'openai') if m in sys.modules];"
+            "print(','.join(bad))")
+    r = subprocess.run([sys.executable, "-c", code, str(f)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == ""
