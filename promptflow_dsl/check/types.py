@@ -366,10 +366,9 @@ _RESERVED_EXTRA = {"fields", "schema", "json", "dict", "copy", "construct", "val
 def _python_name(name: str, taken: set[str], base: type) -> str:
     """A field name pydantic accepts: an identifier, no leading underscore, no clash."""
     py = re.sub(r"\W", "_", name) or "field"
-    if py[0].isdigit() or py.startswith("_"):
+    if py[0].isdigit() or py.startswith(("_", "model_")):
         py = "f_" + py.lstrip("_")
-    while (keyword.iskeyword(py) or py.startswith("model_") or py in _RESERVED_EXTRA
-           or hasattr(base, py) or py in taken):
+    while keyword.iskeyword(py) or py in _RESERVED_EXTRA or hasattr(base, py) or py in taken:
         py += "_"
     return py
 
@@ -381,7 +380,7 @@ def _class_name(rec: RecordType) -> str:
     return name if name.isidentifier() else "R_" + name
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def pydantic_model(rec: RecordType) -> type[pydantic.BaseModel]:
     """A pydantic model for ``rec``, built once per (hashable) record type.
 
@@ -435,11 +434,11 @@ def _annotation(t: Type) -> Any:
     if isinstance(t, LiteralType):
         return typing.Literal[t.values]  # Literal[("a", "b")] == Literal["a", "b"]
     if isinstance(t, ListType):
-        return list[_annotation(t.item)]
+        return list[_annotation(t.item)]  # type: ignore[misc]
     if isinstance(t, DictType):
-        return dict[str, _annotation(t.value)]
+        return dict[str, _annotation(t.value)]  # type: ignore[misc]
     if isinstance(t, OptionalType):
-        return typing.Optional[_annotation(t.inner)]  # noqa: UP007
+        return typing.Optional[_annotation(t.inner)]  # noqa: UP045
     if isinstance(t, RecordType):
         return pydantic_model(t)
     raise TypeError(f"no Python annotation for {t!r}")
@@ -545,9 +544,10 @@ def _validate_record(value: object, t: RecordType, path: str, expected: str) -> 
         raise TypeValidationError(expected, path)
     for key in value:
         if not isinstance(key, str) or t.field(key) is None:
-            known = ", ".join(f.name for f in t.fields) or "no fields"
+            known = ", ".join(f.name for f in t.fields) or "none"
+            shown = f"'{key}'" if isinstance(key, str) else _show_value(key)
             raise TypeValidationError(
-                f"unexpected field {_show_value(key)} ({t.show()} has {known})",
+                f"unexpected field {shown} ({t.show()} has fields: {known})",
                 _child(path, key) if isinstance(key, str) else path)
     converted: dict[str, object] = {}
     for f in t.fields:

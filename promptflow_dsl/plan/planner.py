@@ -261,6 +261,6 @@ class _Builder:
         ids, nodes, hedges = handler_nodes(self.program, roots)
         for sid, keys in self.callees.items():
             edges += [(sid, ids[k], "call") for k in keys if k in ids]
-        names = {k: self.program.display_name(k) for k in ids}
+        shown = {k: self.program.display_name(k) for k in ids}
         return Plan.from_steps(self.handler.key, [*self.steps, *nodes], [*edges, *hedges],
-                               parts=self.parts, sides=self.sides, names=names)
+                               parts=self.parts, sides=self.sides, names=shown)

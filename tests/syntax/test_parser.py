@@ -129,7 +129,10 @@ def test_bom_and_crlf_are_normalised():
 
 @pytest.mark.parametrize("text,fragment", [
     ("prompt p(x: str) { }", "return type"),
-    ("flow f(x: str) -> str { g(x) }", "a flow statement is"),
+    ("flow f(x: str) -> str { g(x) }", "a flow statement is `name = expression`"),
+    ('flow f(x: str) -> str { "x" }', "a flow statement is"),
+    ("flow f(x: str) -> str { return g(x }", "missing ')' to close the '(' at line 1, column 33"),
+    ("flow f(x: str) -> str { return x } }", "unmatched '}'"),
     ('test "t" { expect x = 1 }', "use `==`"),
     ("flow f(x: int) -> bool { return 1 < x < 3 }", "chained comparisons"),
     ("flow f(x: str) -> str { return 'a' }", "double quotes"),
@@ -138,7 +141,9 @@ def test_bom_and_crlf_are_normalised():
     ("foo bar", "expected a declaration"),
     ("flow f(x: str) -> str { return g(x y) }", "missing `,` between arguments"),
     ("flow f(x) -> str { return x }", "needs a type"),
-    ("flow f(x: str) -> str {", "unexpected end of file"),
+    ("flow f(x: str) -> str {", "'{' is never closed"),
+    ("flow f(x: str) -> str { return [g(x y)] }", "missing `,` between arguments"),
+    ("flow f(x: str) -> str { return [x y] }", "missing `,` between list items"),
 ])
 def test_syntax_errors_say_what_was_expected(text: str, fragment: str):
     m, diags = build(text)

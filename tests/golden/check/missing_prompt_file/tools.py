@@ -1,0 +1,2 @@
+def upper_q(question: str) -> str:
+    return question.upper()
