@@ -115,7 +115,7 @@ def _caret_block(span: Span, sources: Mapping[str, str]) -> list[str]:
     lines = text.split("\n")
     if not 1 <= span.line <= len(lines):
         return []
-    src = lines[span.line - 1].rstrip("\r")
+    src = "".join(ch if ch == "\t" or ch.isprintable() else "?" for ch in lines[span.line - 1])
     start = max(span.col - 1, 0)
     if span.end_line == span.line:
         end = max(span.end_col - 1, start + 1)

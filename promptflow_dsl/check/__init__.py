@@ -28,17 +28,14 @@ def check_file(path: Path, allow: tuple[Path, ...] = ()) -> CheckedProgram:
     source, diag = read_source(path)
     if source is None:
         assert diag is not None
-        raise CompileError([diag], {})
+        try:  # show the undecodable line with replacement characters
+            shown = {diag.span.file: path.read_bytes().decode("utf-8", errors="replace")}
+        except OSError:
+            shown = {}
+        raise CompileError([diag], shown)
     program, diags = check_source(source, project_for(path, allow))
     if program is None or any(d.is_error for d in diags):
-        sources = program.sources if program else {source.uri: source.text}
-        if program is None:
-            sources = {source.uri: source.text}
-        raise CompileError(diags, _sources(diags, sources, source))
+        sources = dict(program.sources) if program else {}
+        sources.setdefault(source.uri, source.text)
+        raise CompileError(diags, sources)
     return program
-
-
-def _sources(diags: list[Diagnostic], sources: dict[str, str], entry: SourceFile) -> dict[str, str]:
-    out = dict(sources)
-    out.setdefault(entry.uri, entry.text)
-    return out

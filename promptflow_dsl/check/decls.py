@@ -39,6 +39,9 @@ from .types import (
 )
 
 ACTIONS = ("insert", "replace_segment", "stop")
+DEFAULT_RETRIES = 2
+DEFAULT_MAX_FIRES = 5
+DEFAULT_ACTION = "insert"
 ROUTERS = ("embedding", "llm", "rule")
 DECODERS = ("sequential", "interleaved", "beam")
 
@@ -65,8 +68,16 @@ def check_settings(env: ModuleEnv, rec: ast.RecordExpr | None) -> dict[str, Any]
         return {}
     from .env import KNOWN_MODEL_PARAMS
 
-    return {en.key: env.constant(en.value, KNOWN_MODEL_PARAMS.get(en.key), f"parameter '{en.key}'")
-            for en in rec.entries}
+    from ..syntax.builder import suggest
+
+    out = {}
+    for en in rec.entries:
+        want = KNOWN_MODEL_PARAMS.get(en.key)
+        out[en.key] = env.constant(en.value, want, f"parameter '{en.key}'")
+        hint = suggest(en.key, list(KNOWN_MODEL_PARAMS)) if want is None else ""
+        if hint:
+            env.warn(en.span, f"unknown model parameter '{en.key}'{hint}")
+    return out
 
 
 def check_positive(env: ModuleEnv, node: ast.Int | None, what: str, minimum: int = 1) -> None:
@@ -129,6 +140,11 @@ def accepts_question(h: HandlerInfo) -> str | None:
     return None
 
 
+def _clean_since(env: ModuleEnv, mark: int) -> bool:
+    """No error was reported since ``mark`` (so warnings about unused names are not cascades)."""
+    return not any(d.is_error for d in env.diags[mark:])
+
+
 def _param_scope(sig: Signature) -> Scope:
     return Scope({p.name: p.type for p in sig.params})
 
@@ -145,14 +161,17 @@ def check_prompt(env: ModuleEnv, d: ast.PromptDecl, sig: Signature) -> dict[str,
         details["demos"] = read_jsonl(env, d.demos, "demos file", need_io=False)
     if d.retries is not None:
         check_positive(env, d.retries, "retries", 0)
+    details["retries"] = d.retries.value if d.retries is not None else DEFAULT_RETRIES
+    details["cache"] = d.cache.value if d.cache is not None else True
     variables = []
     used: set[str] = set()
+    mark = len(env.diags)
     for msg in d.messages:
         names, diags = check_template(msg.text, allowed, f"{msg.role} message of '{d.name}'")
         env.diags.extend(diags)
         variables.append(names)
         used |= names
-    for p in sig.params:
+    for p in sig.params if _clean_since(env, mark) and d.messages else ():
         if p.name not in used:
             env.warn(next(x.span for x in d.params if x.name == p.name),
                      f"parameter '{p.name}' of prompt '{d.name}' is not used in any message")
@@ -182,6 +201,7 @@ def check_tool(env: ModuleEnv, d: ast.ToolDecl, sig: Signature) -> dict[str, Any
 
 
 def check_flow(env: ModuleEnv, d: ast.FlowDecl, sig: Signature, ec: ExprChecker) -> dict[str, Any]:
+    mark = len(env.diags)
     assigns: dict[str, ast.Assign] = {}
     returns: list[ast.Return] = []
     params = {p.name for p in sig.params}
@@ -237,10 +257,11 @@ def check_flow(env: ModuleEnv, d: ast.FlowDecl, sig: Signature, ec: ExprChecker)
                 and isinstance(r.value, ast.RecordExpr):
             for extra in extra_fields(t, sig.returns):
                 env.err(r.value.span, f"field '{extra}' is not in the return type {sig.returns.show()}")
-    for name, a in assigns.items():
+    clean = _clean_since(env, mark)
+    for name, a in assigns.items() if clean else ():
         if name not in scope.used:
             env.warn(a.name_span, f"'{name}' is assigned but never used")
-    for p in d.params:
+    for p in d.params if clean else ():
         if p.name not in scope.used:
             env.warn(p.span, f"parameter '{p.name}' of flow '{d.name}' is never used")
     return {"order": order}
@@ -260,7 +281,13 @@ def check_decompose(env: ModuleEnv, d: ast.DecomposeDecl, sig: Signature) -> dic
     elif any(p.required for p in sig.params[1:]):
         env.err(d.name_span, f"decompose '{d.name}': parameters after the question need defaults")
     bindings: dict[str, str] = {}
+    seen: set[str] = set()
     for b in d.handlers:
+        if b.name in seen:
+            env.err(b.span, f"two handlers are called '{b.name}'; name them: "
+                            f"handlers {{ a: x.{b.name}, b: y.{b.name} }}")
+            continue
+        seen.add(b.name)
         if b.name.upper() == "EOQ":
             env.err(b.span, "'EOQ' is reserved: the decomposer writes [EOQ] to finish")
             continue
@@ -356,7 +383,7 @@ def check_route(env: ModuleEnv, d: ast.RouteDecl, sig: Signature, ec: ExprChecke
                                   f"places each expert at the centroid of its demos")
         experts[ex.name] = info
     if d.auto is not None:
-        if by != "embedding":
+        if by in ROUTERS and by != "embedding":
             env.err(d.auto.span, "`experts auto` needs `by embedding`")
         check_positive(env, d.auto.max_k, "max", 2)
         rows = read_jsonl(env, d.auto.path, "training file", need_io=True)
@@ -376,11 +403,11 @@ def check_sketch(env: ModuleEnv, d: ast.SketchDecl, sig: Signature) -> dict[str,
     decoder = "sequential"
     if isinstance(d.decoder, ast.Name):
         decoder = d.decoder.name
-        if decoder not in ("sequential", "interleaved"):
+        if decoder == "beam":
+            env.err(d.decoder.span, "beam needs a width: beam(N)")
+        elif decoder not in ("sequential", "interleaved"):
             env.err(d.decoder.span, f"unknown decoder '{decoder}' (expected sequential, "
                                     f"interleaved or beam(N))")
-        elif decoder == "beam":
-            env.err(d.decoder.span, "beam needs a width: beam(N)")
     elif isinstance(d.decoder, ast.Call):
         assert isinstance(d.decoder.func, ast.Name)
         decoder = d.decoder.func.name
@@ -393,6 +420,7 @@ def check_sketch(env: ModuleEnv, d: ast.SketchDecl, sig: Signature) -> dict[str,
     details["decoder"] = decoder
     if d.retries is not None:
         check_positive(env, d.retries, "retries", 0)
+    details["retries"] = d.retries.value if d.retries is not None else DEFAULT_RETRIES
     if d.template is None:
         return details
     node = d.template
@@ -440,7 +468,10 @@ def check_sketch(env: ModuleEnv, d: ast.SketchDecl, sig: Signature) -> dict[str,
         names = {h.name for h in holes}
         for f in ret.fields:
             if f.required and f.name not in names and not tpl.errors:
-                env.err(d.returns.span, f"field '{f.name}' of the return type has no hole in the template")
+                where = d.returns.span
+                if isinstance(d.returns, ast.RecordType):
+                    where = next((x.span for x in d.returns.fields if x.name == f.name), where)
+                env.err(where, f"field '{f.name}' of the return type has no hole in the template")
     elif isinstance(ret, (AnyType,)):
         pass
     elif len(holes) == 1 and is_assignable(hole_types[holes[0].name], ret):
@@ -459,10 +490,14 @@ def check_hook(env: ModuleEnv, d: ast.HookDecl, ec: ExprChecker) -> HookInfo:
     groups: list[str] = []
     if isinstance(d.trigger, ast.Str):
         try:
-            rx = re.compile(d.trigger.value)
-            groups = [g for g in rx.groupindex]
+            groups = list(re.compile(d.trigger.value).groupindex)
         except re.error as exc:
-            env.err(d.trigger.span, f"invalid regular expression in hook '{d.name}': {exc}")
+            groups = list(dict.fromkeys(re.findall(r"\(\?P<([A-Za-z_]\w*)>", d.trigger.value)))
+            where = d.trigger.span
+            if exc.pos is not None and d.trigger.span.line == d.trigger.span.end_line:
+                line, col = d.trigger.origin(0, exc.pos)
+                where = Span.point(env.file, line, col)
+            env.err(where, f"invalid regular expression in hook '{d.name}': {exc.msg}")
         if rx_matches_empty(d.trigger.value):
             env.warn(d.trigger.span, f"the trigger of hook '{d.name}' matches empty text and may fire "
                                      f"at every position")
@@ -485,7 +520,10 @@ def check_hook(env: ModuleEnv, d: ast.HookDecl, ec: ExprChecker) -> HookInfo:
                                f"replace_segment or stop)")
     check_positive(env, d.max_fires, "max_fires")
     calls = tuple(k for k, _ in ec.calls)
-    return HookInfo(f"{env.cm.key}::{d.name}", d.name, env.cm.key, d, tuple(groups), calls)
+    action = d.action.name if d.action is not None and d.action.name in ACTIONS else DEFAULT_ACTION
+    max_fires = d.max_fires.value if d.max_fires is not None else DEFAULT_MAX_FIRES
+    return HookInfo(f"{env.cm.key}::{d.name}", d.name, env.cm.key, d, tuple(groups), calls,
+                    action, max_fires)
 
 
 def rx_matches_empty(pattern: str) -> bool:

@@ -168,7 +168,11 @@ class ModuleEnv:
             return LiteralType(tuple(values)) if values else ANY
         if isinstance(t, ast.RecordType):
             fields = []
+            seen: set[str] = set()
             for f in t.fields:
+                if f.name in seen:  # reported by the builder; the first declaration wins
+                    continue
+                seen.add(f.name)
                 ftype = self.type_of(f.type)
                 default = None
                 if f.default is not None:
@@ -280,9 +284,9 @@ class ModuleEnv:
             return m
         m = self.cm.models.get(ref.parts[0])
         if m is None:
-            self.err(ref.span, f"unknown model '{ref.parts[0]}'"
-                               f"{suggest(ref.parts[0], list(self.cm.models))}; declare it with "
-                               f"`model {ref.parts[0]} = \"provider/model-id\"`")
+            hint = suggest(ref.parts[0], list(self.cm.models)).removeprefix("; ")
+            self.err(ref.span, f"unknown model '{ref.parts[0]}'" + (f" ({hint})" if hint else "")
+                     + f"; declare it with `model {ref.parts[0]} = \"provider/model-id\"`")
         return m
 
     # ------------------------------------------------------------ models and signatures

@@ -88,6 +88,13 @@ def _is_number(t: Type) -> bool:
     return isinstance(t, AnyType) or is_assignable(t, FLOAT)
 
 
+def describe(t: Type) -> str:
+    """A type for messages: a single string literal reads as ``str ("x")``."""
+    if isinstance(t, LiteralType) and len(t.values) == 1:
+        return f"str ({t.show()})"
+    return t.show()
+
+
 def mismatch_note(t: Type, want: Type) -> str:
     """`` (why)`` for a type mismatch, or ``""`` when the reason adds nothing."""
     why = explain_mismatch(t, want)
@@ -165,8 +172,11 @@ class ExprChecker:
         return ListType(item if item is not None else ANY)
 
     def _RecordExpr(self, e: ast.RecordExpr, scope: Scope) -> Type:
-        return RecordType(None, tuple(Field(en.key, self.check(en.value, scope), True)
-                                      for en in e.entries))
+        fields: dict[str, Field] = {}
+        for en in e.entries:  # a duplicate key was reported by the builder; the first wins
+            t = self.check(en.value, scope)
+            fields.setdefault(en.key, Field(en.key, t, True))
+        return RecordType(None, tuple(fields.values()))
 
     # ------------------------------------------------------------ access
 
@@ -308,8 +318,9 @@ class ExprChecker:
     def _Call(self, e: ast.Call, scope: Scope) -> Type:
         target = self.resolve_callee(e.func, scope)
         if target is None:
-            for a in (*e.args, *(k.value for k in e.kwargs)):
-                self.check(a, scope)
+            if not (isinstance(e.func, ast.Name) and e.func.name in COUNTERS):
+                for a in (*e.args, *(k.value for k in e.kwargs)):
+                    self.check(a, scope)
             return ANY
         kind, obj = target
         if kind == "counter":
@@ -360,10 +371,15 @@ class ExprChecker:
                 hint = " (counters are only available inside test blocks)"
             env.err(func.span, f"unknown handler or function '{n}'{hint}")
             return None
-        if isinstance(func, ast.Attr) and isinstance(func.obj, ast.Name) \
-                and func.obj.name not in scope.vars:
-            h = env.handler_by_ref(ast.Ref(func.span, (func.obj.name, func.name)), "in call")
-            return ("handler", h) if h is not None else None
+        if isinstance(func, ast.Attr) and isinstance(func.obj, ast.Name):
+            alias = func.obj.name
+            if alias not in scope.vars:
+                h = env.handler_by_ref(ast.Ref(func.span, (alias, func.name)), "in call")
+                return ("handler", h) if h is not None else None
+            if alias in env.lm.imports:
+                env.err(func.obj.span, f"'{alias}' here is a variable, which hides the imported "
+                                       f"module '{alias}'; rename the variable")
+                return None
         env.err(func.span, "only handlers and built-in functions can be called")
         return None
 
@@ -388,10 +404,11 @@ class ExprChecker:
                 continue
             if kw.name in bound:
                 env.err(kw.span, f"argument '{kw.name}' given twice")
+                self.check(kw.value, scope)
                 continue
             bound[kw.name] = kw.value
         missing = [p.name for p in params if p.required and p.name not in bound]
-        if missing:
+        if missing and not e.malformed:
             s = "s" if len(missing) > 1 else ""
             env.err(e.span, f"missing argument{s} {', '.join(repr(m) for m in missing)} "
                             f"in call to {name}")
@@ -402,7 +419,7 @@ class ExprChecker:
             t = self.check(arg, scope)
             if not is_assignable(t, p.type):
                 env.err(arg.span, f"argument '{p.name}' of {name} expects {p.type.show()}, "
-                                  f"got {t.show()}{mismatch_note(t, p.type)}")
+                                  f"got {describe(t)}{mismatch_note(t, p.type)}")
 
     def _builtin(self, e: ast.Call, b: object, scope: Scope) -> Type:
         from .builtins import Builtin

@@ -54,8 +54,9 @@ class Project:
         base = declaring.parent if declaring is not None else self.root
         path = (base / rel).resolve() if not Path(rel).is_absolute() else Path(rel).resolve()
         if not self.permits(path):
-            return None, error(span, f"{what} '{rel}' is outside the project folder "
-                                     f"{display_name(self.root)}; allow it with --allow-path")
+            return None, error(span, f"{what} '{rel}' is outside the project folder (the nearest "
+                                     f"folder with pyproject.toml or pflow.toml); allow it with "
+                                     f"--allow-path")
         if not path.exists():
             return None, error(span, f"{what} '{rel}' not found (looked for {display_name(path)})")
         if path.is_dir():

@@ -86,7 +86,9 @@ class HookInfo:
     module_key: str
     decl: ast.HookDecl
     groups: tuple[str, ...]  # named groups of a regex trigger
-    calls: tuple[str, ...] = ()
+    calls: tuple[str, ...] = ()  # handler keys its trigger, condition and program call
+    action: str = "insert"  # insert | replace_segment | stop (insert when not written)
+    max_fires: int = 5
 
 
 @dataclass(frozen=True)

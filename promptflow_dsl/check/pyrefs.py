@@ -19,10 +19,11 @@ from ..diagnostics import Diagnostic, Span, error
 
 
 def _top_level_names(source: str) -> set[str] | None:
-    try:
-        tree = pyast.parse(source)
-    except SyntaxError:
-        return None
+    """Names defined at the top of a module; None when a star import hides them.
+
+    Raises ``SyntaxError`` for source Python cannot parse.
+    """
+    tree = pyast.parse(source)
     names: set[str] = set()
     for node in tree.body:
         if isinstance(node, (pyast.FunctionDef, pyast.AsyncFunctionDef, pyast.ClassDef)):
@@ -34,6 +35,8 @@ def _top_level_names(source: str) -> set[str] | None:
                     names.add(t.id)
         elif isinstance(node, (pyast.Import, pyast.ImportFrom)):
             for a in node.names:
+                if a.name == "*":
+                    return None  # `from x import *`: the names cannot be known statically
                 names.add((a.asname or a.name).split(".")[0])
     return names
 
@@ -88,11 +91,16 @@ def check_python_target(target: str, pflow_path: Path | None, span: Span
     if where.endswith(".py"):
         try:
             names = _top_level_names(Path(where).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError):
-            names = None
-        if names is None:
-            return error(span, f"Python module '{module}' cannot be parsed"), where
+        except SyntaxError as exc:
+            return error(span, f"Python module '{module}' has a syntax error (line {exc.lineno}): "
+                               f"{exc.msg}"), where
+        except (OSError, UnicodeDecodeError) as exc:
+            return error(span, f"cannot read Python module '{module}': {exc}"), where
         head = func.split(".")[0]
-        if head not in names:
-            return error(span, f"Python module '{module}' has no function '{head}'"), where
+        if names is not None and head not in names:
+            from ..syntax.builder import suggest
+
+            public = [n for n in names if not n.startswith("_")]
+            return error(span, f"Python module '{module}' has no function '{head}'"
+                               f"{suggest(head, public)}"), where
     return None, where

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..diagnostics import Diagnostic, Span, error
 from ..syntax import ast
+from ..syntax.builder import suggest
 
 
 @lru_cache(maxsize=1)
@@ -51,6 +52,37 @@ def _line_offset(text: str, lineno: int) -> int:
     return off
 
 
+_NO_FILTER = re.compile(r"No (filter|test) named '([^']+)'")
+_OPEN_BLOCK = re.compile(r"innermost block that needs to be closed is '(\w+)'")
+
+
+def _find_word(text: str, line_start: int, word: str) -> int:
+    end = text.find("\n", line_start)
+    line_text = text[line_start: end if end >= 0 else len(text)]
+    m = re.search(rf"(?<![\w.]){re.escape(word)}(?!\w)", line_text)
+    return line_start + (m.start() if m else 0)
+
+
+def _explain_syntax_error(exc: Any, text: str) -> tuple[int, int, str]:
+    """(offset, length, message) for a Jinja ``TemplateSyntaxError`` in ``text``."""
+    env = template_env()
+    msg = (exc.message or "template syntax error").strip()
+    line_start = _line_offset(text, exc.lineno or 1)
+    m = _NO_FILTER.search(msg)
+    if m:
+        kind, name = m.groups()
+        options = sorted(env.filters if kind == "filter" else env.tests)
+        return (_find_word(text, line_start, name), len(name),
+                f"unknown {kind} '{name}'{suggest(name, options)}")
+    m = _OPEN_BLOCK.search(msg)
+    if m:
+        tag = m.group(1)
+        opens = [o.start() for o in re.finditer(rf"{{%-?\s*{tag}\b", text)]
+        if opens:
+            return opens[-1], 2, f"'{{% {tag} %}}' is never closed with '{{% end{tag} %}}'"
+    return line_start, 1, msg
+
+
 def check_template(node: ast.Str, allowed: set[str], where: str,
                    piece: str | None = None, piece_offset: int = 0
                    ) -> tuple[frozenset[str], list[Diagnostic]]:
@@ -69,10 +101,9 @@ def check_template(node: ast.Str, allowed: set[str], where: str,
         tree = env.parse(text)
         env.compile(tree)  # catches unknown filters and tests
     except TemplateSyntaxError as exc:
-        lineno = exc.lineno or 1
-        off = piece_offset + _line_offset(text, lineno)
-        msg = (exc.message or "template syntax error").strip()
-        return frozenset(), [error(_span_at(node, full, off, 1), f"template error in {where}: {msg}")]
+        off, length, msg = _explain_syntax_error(exc, text)
+        return frozenset(), [error(_span_at(node, full, piece_offset + off, length),
+                                   f"template error in {where}: {msg}")]
     except Exception as exc:  # Jinja's compiler may raise other errors for odd input
         return frozenset(), [error(node.span, f"template error in {where}: {exc}")]
     names = meta.find_undeclared_variables(tree) - set(env.globals)
@@ -90,6 +121,7 @@ def check_template(node: ast.Str, allowed: set[str], where: str,
                 col = m.start() if m else 0
                 span = _span_at(node, full, piece_offset + line_start + col, len(n.name))
                 scope = ", ".join(sorted(allowed)) or "none"
-                diags.append(error(span, f"unknown variable '{n.name}' in {where} "
+                hint = suggest(n.name, sorted(allowed))
+                diags.append(error(span, f"unknown variable '{n.name}' in {where}{hint} "
                                          f"(in scope: {scope})"))
     return frozenset(names), diags

@@ -278,6 +278,12 @@ def _mismatch(src: Type, dst: Type) -> str | None:
     if isinstance(src, DictType) and isinstance(dst, DictType):
         reason = _mismatch(src.value, dst.value)
         return None if reason is None else f"dict value: {reason}"
+    if isinstance(src, RecordType) and isinstance(dst, DictType):
+        for f in src.fields:  # a record literal is a valid dict when every value fits
+            reason = _mismatch(f.type, dst.value)
+            if reason is not None:
+                return f"field '{f.name}': {reason}"
+        return None
     if isinstance(src, RecordType) and isinstance(dst, RecordType):
         for f in dst.fields:
             mine = src.field(f.name)

@@ -169,6 +169,7 @@ class Call(Expr):
     func: Expr
     args: tuple[Expr, ...]
     kwargs: tuple[Keyword, ...]
+    malformed: bool = False  # arguments were dropped after a syntax problem (already reported)
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,13 @@ class Builder(Transformer_NonRecursive):
     def _err(self, span: Span, msg: str) -> None:
         self.diagnostics.append(error(span, msg))
 
+    def _name(self, tok: Token, what: str) -> str:
+        """The text of a name token that declares something; reserved words are refused."""
+        name = str(tok.value)
+        if name in KEYWORDS:
+            self._err(self._ts(tok), f"'{name}' is a reserved word and cannot name a {what}")
+        return name
+
     def _track(self, node: Any, *children: Any) -> Any:
         depth = 1
         for ch in children:
@@ -113,7 +120,10 @@ class Builder(Transformer_NonRecursive):
         try:
             value, notes = decode_plain(str(tok.value))
         except StringError as exc:
-            self._err(span, str(exc))
+            where = span
+            if exc.offset is not None and tok.line == tok.end_line:
+                where = Span.point(self.file, tok.line, tok.column + 1 + exc.offset, exc.length)
+            self._err(where, str(exc))
             value, notes = str(tok.value)[1:-1], []
         for note in notes:
             self.diagnostics.append(warning(span, note))
@@ -148,7 +158,8 @@ class Builder(Transformer_NonRecursive):
     def comprehension(self, meta: Any, children: list[Any]) -> ast.Comprehension:
         elt, var, it = children[0], children[1], children[2]
         cond = children[4] if len(children) > 4 else None
-        node = ast.Comprehension(self._span(meta), elt, str(var.value), self._ts(var), it, cond)
+        node = ast.Comprehension(self._span(meta), elt, self._name(var, "variable"), self._ts(var),
+                                 it, cond)
         return self._track(node, elt, it, cond)
 
     def entry(self, meta: Any, children: list[Any]) -> ast.RecordEntry:
@@ -170,16 +181,17 @@ class Builder(Transformer_NonRecursive):
         func, rest = children[0], children[1:]
         args: list[ast.Expr] = []
         kwargs: list[ast.Keyword] = []
+        malformed = False
         for a in rest:
             if isinstance(a, ast.Keyword):
-                if any(k.name == a.name for k in kwargs):
-                    self._err(a.span, f"argument '{a.name}' given twice")
                 kwargs.append(a)
             else:
                 if kwargs:
                     self._err(a.span, "positional argument after a keyword argument")
+                    malformed = True
+                    continue
                 args.append(a)
-        node = ast.Call(self._span(meta), func, tuple(args), tuple(kwargs))
+        node = ast.Call(self._span(meta), func, tuple(args), tuple(kwargs), malformed)
         return self._track(node, func, *rest)
 
     def kwarg(self, meta: Any, children: list[Any]) -> ast.Keyword:
@@ -313,7 +325,7 @@ class Builder(Transformer_NonRecursive):
     def param(self, meta: Any, children: list[Any]) -> ast.Param:
         tok, typ = children[0], children[1]
         default = children[2] if len(children) > 2 else None
-        return ast.Param(self._span(meta), str(tok.value), typ, default)
+        return ast.Param(self._span(meta), self._name(tok, "parameter"), typ, default)
 
     def embed_flag(self, meta: Any, children: list[Any]) -> _Marker:
         return _Marker("embed")
@@ -325,16 +337,17 @@ class Builder(Transformer_NonRecursive):
         tok, model_id = children[0], children[1]
         embed = any(isinstance(c, _Marker) and c.kind == "embed" for c in children)
         params = next((c for c in children[2:] if isinstance(c, ast.RecordExpr)), None)
-        return ast.ModelDecl(self._span(meta), str(tok.value), self._ts(tok), model_id, embed, params)
+        return ast.ModelDecl(self._span(meta), self._name(tok, "model"), self._ts(tok), model_id,
+                             embed, params)
 
     def type_record(self, meta: Any, children: list[Any]) -> ast.TypeDecl:
         tok, fields = children
         rec = ast.RecordType(self._span(meta), tuple(fields))
-        return ast.TypeDecl(self._span(meta), str(tok.value), self._ts(tok), rec)
+        return ast.TypeDecl(self._span(meta), self._name(tok, "type"), self._ts(tok), rec)
 
     def type_alias(self, meta: Any, children: list[Any]) -> ast.TypeDecl:
         tok, typ = children
-        return ast.TypeDecl(self._span(meta), str(tok.value), self._ts(tok), typ)
+        return ast.TypeDecl(self._span(meta), self._name(tok, "type"), self._ts(tok), typ)
 
     def import_alias(self, meta: Any, children: list[Any]) -> Token:
         return children[0]
@@ -367,7 +380,7 @@ class Builder(Transformer_NonRecursive):
 
     def _header(self, meta: Any, children: list[Any]) -> dict[str, Any]:
         tok, params, returns = children[0], children[1], children[2]
-        return dict(span=self._span(meta), name=str(tok.value), name_span=self._ts(tok),
+        return dict(span=self._span(meta), name=self._name(tok, "handler"), name_span=self._ts(tok),
                     params=tuple(params), returns=returns)
 
     def _with_clauses(self, kind: str, decl_name: str, clauses: list[Any]) -> dict[str, Any]:
@@ -389,8 +402,6 @@ class Builder(Transformer_NonRecursive):
     def tool_decl(self, meta: Any, children: list[Any]) -> ast.ToolDecl:
         head = self._header(meta, children)
         target: ast.Str = children[3]
-        if ":" not in target.value:
-            self._err(target.span, f"tool target '{target.value}' must be \"module:function\"")
         return ast.ToolDecl(**head, target=target)
 
     def flow_decl(self, meta: Any, children: list[Any]) -> ast.FlowDecl:
@@ -401,7 +412,7 @@ class Builder(Transformer_NonRecursive):
         head = self._header(meta, children)
         fields = self._with_clauses("decompose", head["name"], children[3:])
         for required in ("handlers", "prompt"):
-            if required not in fields:
+            if not _has_clause(children[3:], required):
                 self._err(head["name_span"],
                           f"decompose '{head['name']}' needs a `{required}` clause")
         fields.setdefault("handlers", ())
@@ -458,7 +469,7 @@ class Builder(Transformer_NonRecursive):
     def sketch_decl(self, meta: Any, children: list[Any]) -> ast.SketchDecl:
         head = self._header(meta, children)
         fields = self._with_clauses("sketch", head["name"], children[3:])
-        if "template" not in fields:
+        if not _has_clause(children[3:], "template"):
             self._err(head["name_span"], f"sketch '{head['name']}' needs a `template` clause")
         fields.setdefault("template", None)
         return ast.SketchDecl(**head, **fields)
@@ -467,9 +478,9 @@ class Builder(Transformer_NonRecursive):
         tok = children[0]
         fields = self._with_clauses("hook", str(tok.value), children[1:])
         for required in ("when", "run"):
-            if required not in fields:
+            if not _has_clause(children[1:], required):
                 self._err(self._ts(tok), f"hook '{tok.value}' needs a `{required}` clause")
-        return ast.HookDecl(self._span(meta), str(tok.value), self._ts(tok),
+        return ast.HookDecl(self._span(meta), self._name(tok, "hook"), self._ts(tok),
                             trigger=fields.get("when"), condition=fields.get("if"),
                             program=fields.get("run"), action=fields.get("action"),
                             max_fires=fields.get("max_fires"))
@@ -478,7 +489,7 @@ class Builder(Transformer_NonRecursive):
 
     def assign(self, meta: Any, children: list[Any]) -> ast.Assign:
         tok, value = children
-        return ast.Assign(self._span(meta), str(tok.value), self._ts(tok), value)
+        return ast.Assign(self._span(meta), self._name(tok, "variable"), self._ts(tok), value)
 
     def return_stmt(self, meta: Any, children: list[Any]) -> ast.Return:
         return ast.Return(self._span(meta), children[0])
@@ -511,6 +522,14 @@ class Builder(Transformer_NonRecursive):
         live = any(isinstance(c, _Marker) and c.kind == "live" for c in children)
         body = tuple(c for c in children[1:] if not isinstance(c, _Marker))
         return ast.TestDecl(self._span(meta), title.value, title.span, live, body)
+
+
+def _has_clause(items: list[Any], word: str) -> bool:
+    return any(isinstance(c, Clause) and c.word == word for c in items)
+
+
+KEYWORDS = frozenset("model type import as prompt tool flow decompose route sketch hook test "
+                     "return for in if else and or not true false none mock expect".split())
 
 
 def suggest(word: str, options: list[str] | tuple[str, ...]) -> str:

@@ -9,11 +9,23 @@ character, so that positions inside templates can be mapped back.
 from __future__ import annotations
 
 import ast
+import re
 import warnings
 
 
 class StringError(ValueError):
-    """A string literal that cannot be decoded (bad escape)."""
+    """A string literal that cannot be decoded (bad escape).
+
+    ``offset`` and ``length`` locate the escape inside the string's body, when known.
+    """
+
+    def __init__(self, message: str, offset: int | None = None, length: int = 1) -> None:
+        super().__init__(message)
+        self.offset = offset
+        self.length = length
+
+
+_CODEC_POS = re.compile(r"position (\d+)(?:-(\d+))?: (.*)$")
 
 
 def decode_plain(token_text: str) -> tuple[str, list[str]]:
@@ -27,8 +39,14 @@ def decode_plain(token_text: str) -> tuple[str, list[str]]:
         try:
             value = ast.literal_eval(token_text)
         except (SyntaxError, ValueError) as exc:
-            msg = getattr(exc, "msg", None) or str(exc)
-            raise StringError(f"bad escape in string: {msg.split('(')[0].strip()}") from None
+            msg = str(getattr(exc, "msg", None) or exc)
+            m = _CODEC_POS.search(msg)
+            if m:
+                start = int(m.group(1))
+                end = int(m.group(2) or start)
+                reason = m.group(3).replace("\\xXX", "\\x").strip()
+                raise StringError(f"bad escape in string: {reason}", start, end - start + 1) from None
+            raise StringError(f"bad escape in string: {msg}") from None
     notes = []
     for w in caught:
         text = str(w.message)

@@ -242,7 +242,7 @@ def to_diagnostic(exc: Any, source: SourceFile) -> Diagnostic:
     guess = _heuristic(tok, expected, source)
     if guess is not None:
         msg, where = guess
-        if "found" not in msg:
+        if "found" not in msg and f"'{tok.value}'" not in msg:
             msg += f" (found {found})"
         return error(where or span, msg)
     try:
