@@ -231,17 +231,22 @@ class ModuleEnv:
             return None
         return self.checked.get(key)
 
+    def _from_import(self, ref: ast.Ref, table: str, what: str) -> Any:
+        """Look ``alias.name`` up in table ``table`` ("handlers", "hooks", "models") of an import."""
+        alias, name = ref.parts
+        mod = self.imported(alias, ref.span)
+        if mod is None:
+            return None
+        entries = getattr(mod, table)
+        found = entries.get(name)
+        if found is None:
+            self.err(ref.span, f"module '{alias}' has no {what} '{name}'{suggest(name, list(entries))}")
+        return found
+
     def handler_by_ref(self, ref: ast.Ref, what: str) -> HandlerInfo | None:
         """Resolve ``name`` / ``alias.name`` to a handler; reports unknown names."""
         if len(ref.parts) == 2:
-            mod = self.imported(ref.parts[0], ref.span)
-            if mod is None:
-                return None
-            h = mod.handlers.get(ref.parts[1])
-            if h is None:
-                self.err(ref.span, f"module '{ref.parts[0]}' has no handler '{ref.parts[1]}'"
-                                   f"{suggest(ref.parts[1], list(mod.handlers))}")
-            return h
+            return self._from_import(ref, "handlers", "handler")
         name = ref.parts[0]
         h = self.cm.handlers.get(name)
         if h is None:
@@ -255,14 +260,9 @@ class ModuleEnv:
         return h
 
     def hook_by_ref(self, ref: ast.Ref) -> Any:
+        """Resolve ``name`` / ``alias.name`` to a :class:`HookInfo`; reports unknown names."""
         if len(ref.parts) == 2:
-            mod = self.imported(ref.parts[0], ref.span)
-            if mod is None:
-                return None
-            hk = mod.hooks.get(ref.parts[1])
-            if hk is None:
-                self.err(ref.span, f"module '{ref.parts[0]}' has no hook '{ref.parts[1]}'")
-            return hk
+            return self._from_import(ref, "hooks", "hook")
         hk = self.cm.hooks.get(ref.parts[0])
         if hk is None:
             decl = self.values.get(ref.parts[0])
@@ -274,14 +274,9 @@ class ModuleEnv:
         return hk
 
     def model_by_ref(self, ref: ast.Ref) -> ModelInfo | None:
+        """Resolve ``name`` / ``alias.name`` to a declared model; reports unknown names."""
         if len(ref.parts) == 2:
-            mod = self.imported(ref.parts[0], ref.span)
-            if mod is None:
-                return None
-            m = mod.models.get(ref.parts[1])
-            if m is None:
-                self.err(ref.span, f"module '{ref.parts[0]}' has no model '{ref.parts[1]}'")
-            return m
+            return self._from_import(ref, "models", "model")
         m = self.cm.models.get(ref.parts[0])
         if m is None:
             hint = suggest(ref.parts[0], list(self.cm.models)).removeprefix("; ")

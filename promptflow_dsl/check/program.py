@@ -178,7 +178,10 @@ class CheckedProgram:
             if k == mkey:
                 return f"{alias}.{name}"
         mod = self.modules.get(mkey)
-        prefix = mod.std_name if mod and mod.std_name else (mod.uri if mod else mkey)
+        if mod is not None and mod.std_name:
+            prefix = mod.std_name
+        else:  # a module the entry does not import itself: named by its file's stem
+            prefix = Path(mod.uri if mod else mkey).stem
         return f"{prefix}.{name}"
 
     def module_of(self, key: str) -> CheckedModule:
