@@ -8,9 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import REPO, corpus_files
 
 import promptflow_dsl as pf
-from conftest import REPO, corpus_files
 
 
 @pytest.mark.parametrize("path", corpus_files(), ids=lambda p: str(p.relative_to(REPO.parent)))

@@ -14,15 +14,14 @@ from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any
 
+from ..diagnostics import Span
 from ..syntax import ast
 from .env import ModuleEnv
 from .exprs import ExprChecker, Scope, free_names, mismatch_note
-from .holes import parse_template
+from .holes import Literal, parse_template
 from .program import HandlerInfo, HookInfo, Signature, TestInfo
 from .pyrefs import check_python_target
 from .templates import check_template, locate
-from ..diagnostics import Span
-from .holes import Literal
 from .types import (
     ANY,
     BOOL,
@@ -66,9 +65,8 @@ def check_model_ref(env: ModuleEnv, ref: ast.Ref | None, embed: bool = False) ->
 def check_settings(env: ModuleEnv, rec: ast.RecordExpr | None) -> dict[str, Any]:
     if rec is None:
         return {}
-    from .env import KNOWN_MODEL_PARAMS
-
     from ..syntax.builder import suggest
+    from .env import KNOWN_MODEL_PARAMS
 
     out = {}
     for en in rec.entries:

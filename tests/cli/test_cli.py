@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import SHARED_EXAMPLES
+
 from promptflow_dsl import cli
 
 GOOD = 'prompt greet(name: str) -> str = "Say hello to {{ name }}."\n'

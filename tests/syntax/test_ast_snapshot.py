@@ -10,8 +10,8 @@ import os
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, SHARED_EXAMPLES
+
 from promptflow_dsl.syntax import parse_module, read_source
 from promptflow_dsl.syntax.dump import dump
 
