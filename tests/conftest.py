@@ -24,3 +24,13 @@ def corpus_files() -> list[Path]:
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+@pytest.fixture
+def fake_openai():
+    """A scripted OpenAI-compatible server on 127.0.0.1 (see tests/fakeserver.py),
+    stopped at the end of the test."""
+    from fakeserver import FakeOpenAI
+
+    with FakeOpenAI() as server:
+        yield server

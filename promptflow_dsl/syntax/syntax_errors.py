@@ -178,9 +178,11 @@ def _heuristic(tok: Any, expected: set[str], source: SourceFile) -> tuple[str, S
     if t == "EQUAL" and "__ANON_1" in expected:
         return "use `==` to compare (found '=')", None
     if t in _VALUE_START and "COMMA" in expected:
-        if "RPAR" in expected:
+        stack = open_brackets(text, tok.start_pos)
+        inner = stack[-1][0] if stack else ""
+        if inner == "(" and "RPAR" in expected:
             return "missing `,` between arguments", None
-        if "RSQB" in expected:
+        if inner == "[" and "RSQB" in expected:
             return "missing `,` between list items", None
     if t in _COMPARISON and "PLUS" in expected and not (expected & _COMPARISON):
         return "chained comparisons are not supported: combine them with `and`", None

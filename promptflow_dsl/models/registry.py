@@ -1,0 +1,129 @@
+"""From a model name in a ``.pflow`` module to a backend instance.
+
+A handler names a model (``model fast``) or uses ``default``; the name resolves
+in the handler's own module to a declared id (``default`` is ``local/smollm2``
+when no module declares it).  The run configuration may replace the id of a
+name (``--model ID`` replaces ``default``, ``--model NAME=ID`` a named one,
+keeping the declared parameters) or supply a ready backend (tests).  Built-in
+ids: ``echo`` and ``local/smollm2``; any other id goes to litellm.
+
+Generation parameters are merged: the model declaration's, then the handler's
+``params``.  ``api_base`` and ``api_key_env`` configure the backend; a model
+parameter ``concurrency`` caps the calls in flight to that model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from .base import Backend, GenParams
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..check.program import CheckedModule, CheckedProgram
+    from ..runtime.context import RunConfig
+
+LOCAL_ID = "local/smollm2"
+_BACKEND_KEYS = ("api_base", "api_key_env", "completion", "concurrency")
+_GEN_FIELDS = ("temperature", "max_tokens", "top_p", "seed")
+
+_local: Backend | None = None
+
+
+def local_backend() -> Backend:
+    """The process-wide embedded model (one owner for the whole process)."""
+    global _local
+    if _local is None:
+        from .local import LocalBackend
+
+        _local = LocalBackend()
+    return _local
+
+
+class ModelRegistry:
+    """Backends of one run, created on first use and closed by :meth:`aclose`."""
+
+    def __init__(self, program: CheckedProgram, config: RunConfig) -> None:
+        self.program = program
+        self.config = config
+        self._backends: dict[tuple[str, str | None], Backend] = {}
+        self._limits: dict[str, asyncio.Semaphore] = {}
+        self._owned: list[Backend] = []
+
+    def resolve(self, module: CheckedModule, name: str | None) -> tuple[str, Backend, dict[str, Any]]:
+        """(model id, backend, declared parameters) for model ``name`` as seen from ``module``."""
+        name = name or "default"
+        info = None
+        if "." in name:
+            alias, _, rest = name.partition(".")
+            key = module.imports.get(alias)
+            if key is not None:
+                info = self.program.modules[key].models.get(rest)
+        else:
+            info = module.models.get(name)
+        model_id = self.config.models.get(name) or (info.model_id if info else LOCAL_ID)
+        params = dict(info.params) if info else {}
+        given = self.config.backends.get(model_id) or self.config.backends.get(name)
+        if given is not None:
+            return model_id, given, params
+        api_base = params.get("api_base")
+        cache_key = (model_id, api_base)
+        backend = self._backends.get(cache_key)
+        if backend is None:
+            backend = self._create(model_id, params)
+            self._backends[cache_key] = backend
+        if "concurrency" in params and model_id not in self._limits:
+            self._limits[model_id] = asyncio.Semaphore(max(1, int(params["concurrency"])))
+        return model_id, backend, params
+
+    def _create(self, model_id: str, params: dict[str, Any]) -> Backend:
+        if model_id == "echo":
+            from .echo import EchoBackend
+
+            return EchoBackend()
+        if model_id == LOCAL_ID:
+            return local_backend()
+        from .remote import LiteLLMBackend
+
+        api_key = None
+        if params.get("api_key_env"):
+            api_key = os.environ.get(str(params["api_key_env"]))
+        backend = LiteLLMBackend(model_id, api_base=params.get("api_base"), api_key=api_key,
+                                 completion=bool(params.get("completion", False)))
+        self._owned.append(backend)
+        return backend
+
+    def gen_params(self, model_params: dict[str, Any], handler: GenParams) -> GenParams:
+        """Model declaration parameters, overridden by the handler's ``params``."""
+        merged: dict[str, Any] = {k: v for k, v in model_params.items() if k not in _BACKEND_KEYS}
+        merged.update({k: v for k, v in handler.extra.items() if k not in _BACKEND_KEYS})
+        fields: dict[str, Any] = {k: merged.pop(k) for k in _GEN_FIELDS if k in merged}
+        stop = merged.pop("stop", None)
+        if stop is not None:
+            fields["stop"] = (stop,) if isinstance(stop, str) else tuple(stop)
+        if handler.stop:
+            fields["stop"] = handler.stop
+        for k in ("temperature", "max_tokens", "top_p", "seed"):
+            v = getattr(handler, k)
+            if v is not None:
+                fields[k] = v
+        return GenParams(json_schema=handler.json_schema, grammar=handler.grammar, extra=merged,
+                         **fields)
+
+    @contextlib.asynccontextmanager
+    async def model_limit(self, model_id: str) -> AsyncIterator[None]:
+        sem = self._limits.get(model_id)
+        if sem is None:
+            yield
+            return
+        async with sem:
+            yield
+
+    async def aclose(self) -> None:
+        for b in self._owned:
+            with contextlib.suppress(Exception):
+                await b.aclose()
+        self._owned.clear()

@@ -1,0 +1,198 @@
+"""Retries, timeouts and error classification for remote model calls.
+
+:func:`with_retries` runs one model call with a per-attempt timeout and retries the
+failures that may pass: HTTP 408 / 409 / 429 / 5xx, connection errors and timeouts,
+with exponential backoff and full jitter (``uniform(0, min(max_delay, base_delay *
+2**n))``), or the server's ``Retry-After`` (seconds or an HTTP date, capped at
+``max_delay``) when the error carries one. Other 4xx errors fail at once. Whatever
+fails for good becomes a :class:`~promptflow_dsl.models.base.ModelError` naming the
+model, what happened and how many attempts were made.
+
+The error classification is duck-typed, so it works for litellm, openai and httpx
+exceptions without importing any of them: the status comes from ``.status_code``
+(or ``.response.status_code``), the headers from ``.response.headers`` (or
+``.headers`` / ``.litellm_response_headers``), connection failures are recognised
+by the class names in the exception's MRO.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+
+from .base import ModelError
+
+T = TypeVar("T")
+
+RETRYABLE_4XX = frozenset({408, 409, 429})
+
+_CONNECTION_NAMES = frozenset({
+    "APIConnectionError", "APITimeoutError", "Timeout", "TimeoutException", "TransportError",
+    "NetworkError", "ConnectError", "ReadError", "WriteError", "RemoteProtocolError",
+    "ReadTimeout", "ConnectTimeout", "WriteTimeout", "PoolTimeout", "ClientConnectionError",
+    "ServerDisconnectedError", "ClientOSError", "ServerTimeoutError",
+})
+
+_SECRET = re.compile(r"(sk-[A-Za-z0-9_\-]{4}|Bearer\s+|api[_-]?key[\"'=:\s]+)[A-Za-z0-9_\-\.]{4,}",
+                     re.IGNORECASE)
+
+_REASONS = {400: "bad request", 401: "authentication failed", 403: "permission denied",
+            404: "not found", 408: "request timeout", 409: "conflict", 413: "request too large",
+            422: "unprocessable request", 429: "rate limited", 500: "server error",
+            502: "bad gateway", 503: "service unavailable", 504: "gateway timeout"}
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What one failed attempt amounts to."""
+
+    description: str
+    status: int | None
+    retryable: bool
+    retry_after: float | None = None
+
+
+def redact(text: str) -> str:
+    """Hide anything that looks like an API key or a bearer token."""
+    return _SECRET.sub(lambda m: m.group(1) + "***", text)
+
+
+def _status_of(exc: BaseException) -> int | None:
+    for obj in (exc, getattr(exc, "response", None)):
+        code = getattr(obj, "status_code", None) if obj is not None else None
+        if isinstance(code, int) and not isinstance(code, bool):
+            return code
+    return None
+
+
+def _headers_of(exc: BaseException) -> Mapping[str, Any] | None:
+    response = getattr(exc, "response", None)
+    for headers in (getattr(response, "headers", None), getattr(exc, "headers", None),
+                    getattr(exc, "litellm_response_headers", None)):
+        if headers is not None and hasattr(headers, "get"):
+            return headers
+    return None
+
+
+def parse_retry_after(value: Any) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (delta seconds or an HTTP date)."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None:
+            return None
+        import datetime as _dt
+
+        now = _dt.datetime.now(when.tzinfo or _dt.UTC)
+        seconds = (when - now).total_seconds()
+    if seconds != seconds:  # NaN
+        return None
+    return max(0.0, seconds)
+
+
+def retry_after_of(exc: BaseException) -> float | None:
+    headers = _headers_of(exc)
+    if headers is None:
+        return None
+    try:
+        ms = headers.get("retry-after-ms") or headers.get("Retry-After-Ms")
+        if ms is not None:
+            return max(0.0, float(ms) / 1000.0)
+        return parse_retry_after(headers.get("retry-after") or headers.get("Retry-After"))
+    except (TypeError, ValueError):
+        return None
+
+
+def _message_of(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    text = " ".join(text.split())
+    if len(text) > 300:
+        text = text[:297] + "..."
+    return redact(text)
+
+
+def classify(exc: BaseException) -> Failure:
+    """Decide whether a failed attempt may be retried, and describe it."""
+    if isinstance(exc, ModelError):
+        return Failure(str(exc.args[0]) if exc.args else type(exc).__name__, exc.status,
+                       exc.retryable, retry_after_of(exc))
+    if isinstance(exc, TimeoutError):
+        return Failure("timed out", None, True)
+    names = {c.__name__ for c in type(exc).__mro__}
+    status = _status_of(exc)
+    detail = _message_of(exc)
+    if names & _CONNECTION_NAMES:  # before the status: litellm gives these a made-up 500/408
+        what = "timed out" if any("Timeout" in n for n in names) else "connection failed"
+        return Failure(f"{what}: {detail}", None, True, retry_after_of(exc))
+    if status is not None and 400 <= status < 600:
+        reason = _REASONS.get(status, "server error" if status >= 500 else "client error")
+        retryable = status >= 500 or status in RETRYABLE_4XX
+        return Failure(f"HTTP {status} {reason}: {detail}", status, retryable, retry_after_of(exc))
+    if isinstance(exc, OSError):  # ConnectionError and socket errors
+        return Failure(f"connection failed: {detail}", None, True)
+    return Failure(f"{type(exc).__name__}: {detail}", status, False)
+
+
+def backoff_delay(attempt: int, base_delay: float, max_delay: float,
+                  rng: random.Random | None = None) -> float:
+    """Full jitter: a uniform delay in ``[0, min(max_delay, base_delay * 2**(attempt-1))]``."""
+    cap = min(max_delay, base_delay * (2 ** max(0, attempt - 1)))
+    return (rng or random).uniform(0.0, cap)
+
+
+async def with_retries(call: Callable[[], Awaitable[T]], *, model: str, max_attempts: int = 4,
+                       base_delay: float = 0.5, max_delay: float = 20.0, timeout: float | None = 120.0,
+                       sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+                       rng: random.Random | None = None) -> T:
+    """Run ``call()`` (a fresh awaitable per attempt) with timeouts and retries.
+
+    Raises :class:`ModelError` (``status`` set where an HTTP status was seen) when an
+    attempt fails with an error that is not retried, or when ``max_attempts``
+    attempts have failed. ``asyncio.CancelledError`` is never swallowed.
+    """
+    attempts = max(1, int(max_attempts))
+    last: Failure | None = None
+    for attempt in range(1, attempts + 1):
+        try:
+            async with asyncio.timeout(timeout):
+                return await call()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - classified below
+            failure = classify(exc)
+            if isinstance(exc, TimeoutError) and timeout is not None:
+                failure = Failure(f"timed out after {timeout:g}s", None, True)
+            last = failure
+            if not failure.retryable:
+                if isinstance(exc, ModelError):
+                    raise
+                tried = "1 attempt" if attempt == 1 else f"{attempt} attempts"
+                raise ModelError(model, f"{failure.description} (not retried; {tried})",
+                                 status=failure.status, retryable=False) from exc
+            if attempt == attempts:
+                raise ModelError(model, f"{_strip_model(failure.description, model)} "
+                                 f"(gave up after {attempts} attempt{'s' if attempts > 1 else ''})",
+                                 status=failure.status, retryable=True) from exc
+            if failure.retry_after is not None:
+                delay = min(failure.retry_after, max_delay)
+            else:
+                delay = backoff_delay(attempt, base_delay, max_delay, rng)
+            await sleep(delay)
+    raise ModelError(model, f"no attempt made: {last}")  # pragma: no cover - loop always returns
+
+
+def _strip_model(description: str, model: str) -> str:
+    prefix = f"{model}: "
+    return description[len(prefix):] if description.startswith(prefix) else description

@@ -1,0 +1,239 @@
+"""The run context: configuration and the shared services of one run.
+
+A :class:`RunContext` owns what every handler call of a run shares: the model
+registry, the response cache, the trace recorder, the global and per-model
+concurrency limits and the call counters.  ``call`` dispatches a handler call by
+kind and records it in the trace; a failure becomes a :class:`RunError` that
+names the handler and the ``.pflow`` line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..check.program import CheckedModule, CheckedProgram, HandlerInfo, Resolved
+from ..diagnostics import Span
+from ..models.base import Backend, GenParams, Message, ModelError, Reply
+from ..syntax import ast
+from .cache import CacheMode, ResponseCache, cache_key
+from .errors import RunError
+from .trace import Step, TraceRecorder
+from .values import conform
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..plan import Plan
+
+
+@dataclass
+class RunConfig:
+    """How to run: model overrides, limits, cache and trace settings.
+
+    ``models`` maps a model name to the id to use instead (``{"default": ID}`` is what
+    ``--model ID`` does); ``backends`` maps a model id (or name) to a ready backend
+    instance, which is how tests plug in scripted models.
+    """
+
+    models: dict[str, str] = field(default_factory=dict)
+    concurrency: int = 64
+    cache: CacheMode = CacheMode.DEFAULT
+    cache_dir: Path | None = None
+    trace_dir: Path | None = None
+    write_trace: bool = True
+    timeout: float = 120.0
+    max_attempts: int = 4
+    backends: dict[str, Backend] = field(default_factory=dict)
+    sequential: bool = False
+
+
+class RunContext:
+    """Shared state of one run.  Create with :meth:`open`, finish with :meth:`close`."""
+
+    def __init__(self, program: CheckedProgram, config: RunConfig, trace: TraceRecorder,
+                 cache: ResponseCache | None) -> None:
+        from ..models.registry import ModelRegistry
+
+        self.program = program
+        self.config = config
+        self.trace = trace
+        self.cache = cache
+        self.sequential = config.sequential
+        self.registry = ModelRegistry(program, config)
+        self.limit = asyncio.Semaphore(max(1, config.concurrency))
+        self.calls: Counter[str] = Counter()  # handler key -> number of calls
+        self.routed: dict[str, str] = {}
+        self.hook_fires: Counter[str] = Counter()
+        self._samples: Counter[str] = Counter()
+        self._handlers = program.all_handlers()
+        self._plans: dict[str, Plan] = {}
+
+    # ------------------------------------------------------------ handler calls
+
+    def handler(self, key: str) -> HandlerInfo:
+        return self._handlers[key]
+
+    async def call_by_position(self, key: str, values: list[Any], names: list[str | None], *,
+                               call: ast.Call | None, caller: str | None,
+                               module: CheckedModule | None = None) -> Any:
+        """Bind positional and keyword argument values to ``key``'s parameters and call it."""
+        h = self.handler(key)
+        args: dict[str, Any] = {}
+        params = h.signature.params
+        for i, (v, n) in enumerate(zip(values, names, strict=True)):
+            args[n if n is not None else params[i].name] = v
+        return await self.call(key, args, call_span=call.span if call else None, caller=caller)
+
+    async def call(self, key: str, args: dict[str, Any], *, call_span: Span | None,
+                   caller: str | None) -> Any:
+        """Call handler ``key`` with argument values by name (defaults filled in here).
+
+        Raises :class:`RunError` naming the handler when the call fails.
+        """
+        h = self.handler(key)
+        name = self.program.display_name(key)
+        inputs = await self._bind(h, args, name, call_span)
+        self.calls[key] += 1
+        decl = h.decl
+        step = self.trace.start(name, h.kind, caller, inputs, decl.span.file, decl.span.line)
+        started = time.perf_counter()
+        try:
+            result = await self._dispatch(h, inputs, step)
+            result = self._check_result(h, result, name)
+        except RunError as exc:
+            self.trace.finish(step, "failed", error=str(exc.message),
+                              latency_ms=(time.perf_counter() - started) * 1000)
+            raise exc.called_from(name, call_span) if call_span is not None else exc
+        self.trace.finish(step, "ok", output=result,
+                          latency_ms=(time.perf_counter() - started) * 1000)
+        return result
+
+    async def _bind(self, h: HandlerInfo, args: dict[str, Any], name: str,
+                    call_span: Span | None) -> dict[str, Any]:
+        from .evaluate import Evaluator
+
+        out: dict[str, Any] = {}
+        for p in h.signature.params:
+            if p.name in args:
+                value = args[p.name]
+            elif p.default is not None:
+                value = await Evaluator(self, self.program.module_of(h.key)).eval(p.default, {})
+            else:
+                raise RunError(f"missing argument '{p.name}' for {name}", span=call_span,
+                               handler=name)
+            try:
+                out[p.name] = conform(value, p.type)
+            except ValueError as exc:
+                raise RunError(f"argument '{p.name}' of {name}: {exc}", span=call_span,
+                               handler=name) from None
+        return out
+
+    def _check_result(self, h: HandlerInfo, result: Any, name: str) -> Any:
+        try:
+            return conform(result, h.signature.returns)
+        except ValueError as exc:
+            raise RunError(f"{h.kind} '{name}' returned a value that is not "
+                           f"{h.signature.returns.show()}: {exc}", span=h.decl.name_span,
+                           handler=name) from None
+
+    async def _dispatch(self, h: HandlerInfo, inputs: dict[str, Any], step: Step) -> Any:
+        if h.kind == "prompt":
+            from .prompt import run_prompt
+
+            return await run_prompt(self, h, inputs, step)
+        if h.kind == "tool":
+            from .tool import run_tool
+
+            async with self.limit:
+                return await run_tool(self, h, inputs, step)
+        if h.kind == "flow":
+            from .executor import run_flow
+
+            return await run_flow(self, h, inputs, step)
+        raise RunError(f"{h.kind} handlers cannot run yet in this version of pflow "
+                       f"('{self.program.display_name(h.key)}')", span=h.decl.name_span)
+
+    # ------------------------------------------------------------ models
+
+    def annotate(self, step: Step, **fields: Any) -> None:
+        """Set fields of a running step (messages, reply, model...), scrubbed of secrets."""
+        for name, value in fields.items():
+            setattr(step, name, self.trace.scrub(value))
+
+    def plan_of(self, h: HandlerInfo) -> Plan:
+        """The (cached) plan of a flow."""
+        plan = self._plans.get(h.key)
+        if plan is None:
+            from ..plan import build_plan
+
+            plan = self._plans[h.key] = build_plan(self.program, h)
+        return plan
+
+    async def generate(self, h: HandlerInfo, model_name: str | None, messages: list[Message],
+                       params: GenParams) -> tuple[Reply, bool, str]:
+        """One chat call for handler ``h``: through the cache, the limits and the transport.
+
+        Returns the reply, whether it came from the cache, and the model id used.
+        Raises :class:`RunError` when the model fails for good.
+        """
+        from ..models.transport import with_retries
+
+        mod = self.program.module_of(h.key)
+        model_id, backend, model_params = self.registry.resolve(mod, model_name)
+        merged = self.registry.gen_params(model_params, params)
+        payload = {"messages": [m.as_dict() for m in messages], "params": merged.cache_view()}
+        key = cache_key(model_id, "chat", payload, self._sample(model_id, payload, merged))
+        name = self.program.display_name(h.key)
+
+        async def compute() -> dict[str, Any]:
+            async with self.limit, self.registry.model_limit(model_id):
+                reply = await with_retries(lambda: backend.chat(messages, merged), model=model_id,
+                                           max_attempts=self.config.max_attempts,
+                                           timeout=self.config.timeout)
+            return {"text": reply.text, "model": reply.model, "finish_reason": reply.finish_reason,
+                    "usage": {"prompt_tokens": reply.usage.prompt_tokens,
+                              "completion_tokens": reply.usage.completion_tokens,
+                              "cost": reply.usage.cost}}
+
+        use_cache = self.cache is not None and h.details.get("cache", True)
+        try:
+            if use_cache:
+                assert self.cache is not None
+                data, hit = await self.cache.get_or_compute(key, compute, self.config.cache)
+            else:
+                data, hit = await compute(), False
+        except ModelError as exc:
+            raise RunError(f"model '{model_id}' failed for {h.kind} '{name}': {exc}",
+                           span=h.decl.name_span, handler=name) from None
+        from ..models.base import Usage
+
+        usage = Usage(**data.get("usage") or {})
+        return Reply(data["text"], data.get("model") or model_id, usage,
+                     data.get("finish_reason")), hit, model_id
+
+    def _sample(self, model_id: str, payload: dict[str, Any], params: GenParams) -> int:
+        """The n-th identical request of this run at temperature > 0 gets sample index n."""
+        if not params.temperature:
+            return 0
+        k = cache_key(model_id, "chat", payload, 0)
+        n = self._samples[k]
+        self._samples[k] += 1
+        return n
+
+    # ------------------------------------------------------------ test counters
+
+    def counter(self, call: ast.Call, res: Resolved) -> Any:
+        assert isinstance(call.func, ast.Name)
+        if call.func.name == "calls":
+            return self.calls[res.target]
+        if call.func.name == "hook_fires":
+            return self.hook_fires[res.target]
+        return self.routed.get(res.target)
+
+    async def aclose(self) -> None:
+        await self.registry.aclose()
+        if self.cache is not None:
+            self.cache.close()
