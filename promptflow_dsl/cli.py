@@ -126,6 +126,183 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _pick_handler(program, name: str | None) -> str:  # noqa: ANN001
+    if name is not None:
+        return name
+    handlers = list(program.handlers)
+    if len(handlers) == 1:
+        return handlers[0]
+    if "main" in program.handlers:
+        return "main"
+    raise UsageError(f"pflow run: name the handler to run (handlers: {', '.join(handlers) or 'none'})")
+
+
+def _parse_inputs(program, handler: str, pairs: list[str], blob: str | None) -> dict:  # noqa: ANN001
+    from .check.types import STR, is_assignable
+
+    try:
+        h = program.handler(handler)
+    except KeyError as exc:
+        raise UsageError(f"pflow run: {exc.args[0]}") from None
+    inputs: dict = {}
+    if blob is not None:
+        try:
+            data = json.loads(blob)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"pflow run: --input-json is not valid JSON: {exc.msg}") from None
+        if not isinstance(data, dict):
+            raise UsageError("pflow run: --input-json must be a JSON object of inputs")
+        inputs.update(data)
+    for pair in pairs:
+        key, eq, raw = pair.partition("=")
+        if not eq or not key:
+            raise UsageError(f"pflow run: --input takes NAME=VALUE, got {pair!r}")
+        if raw.startswith("@"):
+            try:
+                raw = Path(raw[1:]).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise UsageError(f"pflow run: --input {key}: cannot read {raw[1:]}: "
+                                 f"{exc.strerror}") from None
+        p = h.signature.param(key)
+        if p is not None and is_assignable(STR, p.type):
+            inputs[key] = raw  # text parameters take the value as written
+            continue
+        try:
+            inputs[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            if p is None:
+                inputs[key] = raw
+            else:
+                raise UsageError(f"pflow run: input '{key}' must be {p.type.show()} written as "
+                                 f"JSON, got {raw!r}") from None
+    return inputs
+
+
+def _config(args: argparse.Namespace):  # noqa: ANN202 - RunConfig
+    from .runtime import RunConfig
+    from .runtime.cache import CacheMode
+
+    models: dict[str, str] = {}
+    for m in args.model or []:
+        name, eq, ident = m.partition("=")
+        if eq:
+            if not name or not ident:
+                raise UsageError(f"pflow run: --model takes ID or NAME=ID, got {m!r}")
+            models[name] = ident
+        else:
+            models["default"] = m
+    if args.concurrency < 1:
+        raise UsageError("pflow run: --concurrency must be at least 1")
+    mode = CacheMode.OFF if args.no_cache else (CacheMode.REFRESH if args.refresh else
+                                                CacheMode.DEFAULT)
+    return RunConfig(models=models, concurrency=args.concurrency, cache=mode,
+                     trace_dir=Path(args.trace_dir) if args.trace_dir else None,
+                     write_trace=not args.no_trace)
+
+
+def _show_value(value: object, as_json: bool) -> str:
+    if isinstance(value, str) and not as_json:
+        return value
+    return json.dumps(value, ensure_ascii=False, indent=2)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        program = _load(args.file, args.allow_path)
+    except CompileError as exc:
+        _print_diagnostics(exc.diagnostics, exc.sources)
+        return EXIT_USAGE
+    _print_diagnostics(program.warnings, program.sources) if args.verbose else None
+    from .runtime import InputError, RunFailed, run
+
+    handler = _pick_handler(program, args.handler)
+    inputs = _parse_inputs(program, handler, args.input or [], args.input_json)
+    config = _config(args)
+    try:
+        result = run(program, handler, inputs, config)
+    except InputError as exc:
+        raise UsageError(f"pflow run: {exc}") from None
+    except RunFailed as exc:
+        print(render([exc.diagnostic()], program.sources, color=_color(sys.stderr)), file=sys.stderr)
+        if exc.detail:
+            print(exc.detail, file=sys.stderr)
+        if exc.trace_path is not None:
+            print(f"trace: {_rel(exc.trace_path)}  (pflow trace show {exc.trace.run_id})",
+                  file=sys.stderr)
+        return EXIT_FAILED
+    print(_show_value(result.value, args.json))
+    if not args.quiet:
+        t = result.trace.totals
+        where = f" · trace {_rel(result.trace_path)}" if result.trace_path else ""
+        print(f"ok in {result.trace.wall_ms / 1000:.2f}s · {t.calls} model call"
+              f"{'s' if t.calls != 1 else ''} ({t.cache_hits} cached){where}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _project_dir(args: argparse.Namespace) -> Path:
+    from .check.loader import find_project_root
+
+    start = Path(args.project) if getattr(args, "project", None) else Path.cwd()
+    return find_project_root(start if start.is_dir() else start.parent)
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from .runtime.cache import ResponseCache, default_cache_dir
+
+    directory = Path(args.cache_dir) if args.cache_dir else default_cache_dir(_project_dir(args))
+    if args.action == "info":
+        if not directory.exists():
+            print(f"cache: {_rel(directory)} (empty: no cache yet)")
+            return EXIT_OK
+        with ResponseCache(directory) as cache:
+            info = cache.info()
+        print(f"cache: {_rel(directory)}\nentries: {info.get('entries', 0)}\n"
+              f"size: {info.get('size', 0)} bytes\nformat: {info.get('format')}")
+        return EXIT_OK
+    if not directory.exists():
+        print(f"cache: {_rel(directory)} is already empty")
+        return EXIT_OK
+    with ResponseCache(directory) as cache:
+        n = cache.clear()
+    print(f"cache: removed {n} entr{'y' if n == 1 else 'ies'} from {_rel(directory)}")
+    return EXIT_OK
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    from .runtime.trace import (
+        TraceError,
+        default_trace_dir,
+        list_traces,
+        load_trace,
+        render_trace_tree,
+    )
+
+    directory = Path(args.trace_dir) if args.trace_dir else default_trace_dir(_project_dir(args))
+    if args.action == "list":
+        paths = list_traces(directory)
+        if not paths:
+            print(f"no traces in {_rel(directory)}")
+        for p in paths[: args.limit]:
+            print(p.stem)
+        return EXIT_OK
+    try:
+        trace = load_trace(args.run or "last", directory)
+    except TraceError as exc:
+        raise UsageError(f"pflow trace: {exc}") from None
+    if args.json:
+        print(trace.model_dump_json(indent=2))
+    else:
+        print(render_trace_tree(trace, color=_color(sys.stdout)))
+    return EXIT_OK
+
+
 # ------------------------------------------------------------------ parser
 
 
@@ -159,6 +336,51 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-o", "--output", metavar="PATH", help="write to PATH instead of stdout")
     g.add_argument("--allow-path", action="append", default=[], metavar="DIR")
     g.set_defaults(func=cmd_graph)
+
+    r = sub.add_parser("run", help="run a handler against its models and print the result",
+                       description="Run HANDLER of FILE (the only handler, or `main`, when not "
+                                   "named) and print its result: text for str, else JSON. Model "
+                                   "replies are cached in .pflow-cache/ of the project; every run "
+                                   "writes a trace there.")
+    r.add_argument("file", metavar="FILE")
+    r.add_argument("handler", nargs="?", metavar="HANDLER")
+    r.add_argument("-i", "--input", action="append", metavar="NAME=VALUE",
+                   help="an input; text parameters take VALUE as written, others as JSON; "
+                        "NAME=@PATH reads the value from a file")
+    r.add_argument("--input-json", metavar="JSON", help="all inputs as one JSON object")
+    r.add_argument("-m", "--model", action="append", metavar="ID|NAME=ID",
+                   help="use model ID for `default` (ID) or for model NAME (NAME=ID)")
+    r.add_argument("--concurrency", type=int, default=64, metavar="N",
+                   help="most model and tool calls in flight at once (default 64)")
+    r.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    r.add_argument("--refresh", action="store_true", help="call the models again and overwrite "
+                                                          "the cached replies")
+    r.add_argument("--trace-dir", metavar="DIR", help="where to write the trace")
+    r.add_argument("--no-trace", action="store_true", help="do not write a trace")
+    r.add_argument("--json", action="store_true", help="print the result as JSON even if text")
+    r.add_argument("-q", "--quiet", action="store_true", help="no summary line on stderr")
+    r.add_argument("-v", "--verbose", action="store_true", help="also print check warnings")
+    r.add_argument("--allow-path", action="append", default=[], metavar="DIR")
+    r.set_defaults(func=cmd_run)
+
+    c2 = sub.add_parser("cache", help="show or clear the response cache",
+                        description="The response cache of the project in the current folder "
+                                    "(.pflow-cache/responses, or PFLOW_CACHE_DIR).")
+    c2.add_argument("action", choices=("info", "clear"))
+    c2.add_argument("--cache-dir", metavar="DIR")
+    c2.add_argument("--project", metavar="PATH", help="a file or folder of the project")
+    c2.set_defaults(func=cmd_cache)
+
+    t = sub.add_parser("trace", help="show the trace of a run",
+                       description="Show a run's trace as a tree (RUN: a run id, a path, or "
+                                   "`last`), or list the runs.")
+    t.add_argument("action", choices=("show", "list"))
+    t.add_argument("run", nargs="?", metavar="RUN")
+    t.add_argument("--trace-dir", metavar="DIR")
+    t.add_argument("--project", metavar="PATH", help="a file or folder of the project")
+    t.add_argument("--json", action="store_true", help="print the trace JSON")
+    t.add_argument("--limit", type=int, default=20, help="how many runs `list` shows")
+    t.set_defaults(func=cmd_trace)
     return p
 
 

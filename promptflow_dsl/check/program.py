@@ -17,6 +17,7 @@ from .types import Type
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..plan import Plan
+    from ..runtime import RunConfig, RunResult
 
 
 @dataclass(frozen=True)
@@ -198,3 +199,22 @@ class CheckedProgram:
         from ..plan import build_plan
 
         return build_plan(self, self.handler(name))
+
+    # ------------------------------------------------------------ running
+
+    def run(self, handler: str, /, config: RunConfig | None = None, **inputs: Any) -> RunResult:
+        """Run ``handler`` with ``inputs``; returns a ``RunResult`` (``.value``, ``.trace``).
+
+        Raises ``KeyError`` (unknown handler), ``promptflow_dsl.runtime.InputError``
+        (bad inputs) or ``promptflow_dsl.runtime.RunFailed`` (the run failed).
+        """
+        from ..runtime import run
+
+        return run(self, handler, inputs, config)
+
+    async def arun(self, handler: str, /, config: RunConfig | None = None,
+                   **inputs: Any) -> RunResult:
+        """Async :meth:`run`."""
+        from ..runtime import arun
+
+        return await arun(self, handler, inputs, config)

@@ -83,6 +83,50 @@ def clean_continuation(prefix: str, reply: str, held_back: str, *, prefill: bool
     return reply
 
 
+class ContinuationFilter:
+    """:func:`clean_continuation` for a streamed reply: ``feed`` each chunk, then
+    ``flush``. Text is held back only while it may still be an echo of the prefix
+    (or, after a prefill with held-back whitespace, leading whitespace)."""
+
+    def __init__(self, prefix: str, held_back: str, *, prefill: bool) -> None:
+        self.prefix = prefix
+        self.prefill = prefill
+        self.strip_space = prefill and bool(held_back)
+        self.buffer = ""
+        self.decided = not (self.strip_space or (not prefill and prefix))
+
+    def feed(self, text: str) -> str:
+        if self.decided:
+            return text
+        self.buffer += text
+        if self.strip_space:
+            stripped = self.buffer.lstrip()
+            if not stripped:
+                return ""
+            self.decided, self.buffer = True, ""
+            return stripped
+        if self.prefix.startswith(self.buffer):
+            return ""  # may still be an echo of the prefix
+        self.decided = True
+        out, self.buffer = self.buffer, ""
+        if out.startswith(self.prefix):
+            out = out[len(self.prefix):]
+        return out
+
+    def finish(self, text: str) -> str:
+        """The whole reply at once."""
+        return self.feed(text) + self.flush()
+
+    def flush(self) -> str:
+        if self.decided:
+            return ""
+        self.decided = True
+        out, self.buffer = self.buffer, ""
+        if self.strip_space:
+            return out.lstrip()
+        return "" if out == self.prefix else out
+
+
 async def continue_via_chat(backend: Backend, prefix: str, params: GenParams) -> Reply:
     """Continue ``prefix`` with a chat-only model (see the module table).
 

@@ -52,6 +52,7 @@ class ModelRegistry:
         self._backends: dict[tuple[str, str | None], Backend] = {}
         self._limits: dict[str, asyncio.Semaphore] = {}
         self._owned: list[Backend] = []
+        self.used: dict[str, str] = {}  # model name -> id actually used (for the trace)
 
     def resolve(self, module: CheckedModule, name: str | None) -> tuple[str, Backend, dict[str, Any]]:
         """(model id, backend, declared parameters) for model ``name`` as seen from ``module``."""
@@ -66,6 +67,7 @@ class ModelRegistry:
             info = module.models.get(name)
         model_id = self.config.models.get(name) or (info.model_id if info else LOCAL_ID)
         params = dict(info.params) if info else {}
+        self.used[name] = model_id
         given = self.config.backends.get(model_id) or self.config.backends.get(name)
         if given is not None:
             return model_id, given, params

@@ -106,7 +106,9 @@ class RunContext:
         except RunError as exc:
             self.trace.finish(step, "failed", error=str(exc.message),
                               latency_ms=(time.perf_counter() - started) * 1000)
-            raise exc.called_from(name, call_span) if call_span is not None else exc
+            if call_span is not None:
+                exc.called_from(name, call_span)
+            raise
         self.trace.finish(step, "ok", output=result,
                           latency_ms=(time.perf_counter() - started) * 1000)
         return result
@@ -160,8 +162,14 @@ class RunContext:
 
     def annotate(self, step: Step, **fields: Any) -> None:
         """Set fields of a running step (messages, reply, model...), scrubbed of secrets."""
+        from .trace import TokenUsage
+
         for name, value in fields.items():
-            setattr(step, name, self.trace.scrub(value))
+            if name == "usage" and isinstance(value, dict):
+                value = TokenUsage(**value)
+            else:
+                value = self.trace.scrub(value)
+            setattr(step, name, value)
 
     def plan_of(self, h: HandlerInfo) -> Plan:
         """The (cached) plan of a flow."""

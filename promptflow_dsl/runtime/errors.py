@@ -19,7 +19,7 @@ _PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)
 class RunError(Exception):
     """A handler failed.  ``span`` is the ``.pflow`` location of the failing call (or
     declaration), ``handler`` its display name, ``chain`` the calls that led to it
-    (outermost first), ``detail`` extra text such as a tool's trimmed traceback."""
+    (outermost first, as (callee, call site)), ``detail`` extra text such as a tool's trimmed traceback."""
 
     def __init__(self, message: str, *, span: Span | None = None, handler: str | None = None,
                  detail: str | None = None) -> None:
@@ -31,12 +31,12 @@ class RunError(Exception):
         self.chain: list[tuple[str, Span | None]] = []
 
     def called_from(self, handler: str, span: Span | None) -> RunError:
-        """Record that this failure happened inside a call of ``handler`` at ``span``."""
+        """Record that this failure happened in the call of ``handler`` made at ``span``."""
         self.chain.insert(0, (handler, span))
         return self
 
     def diagnostic(self) -> Diagnostic:
-        notes = tuple((s, f"called from '{h}' here") for h, s in reversed(self.chain) if s is not None)
+        notes = tuple((s, f"in this call of '{h}'") for h, s in reversed(self.chain) if s is not None)
         span = self.span or Span.point("<run>", 1, 1)
         return error(span, self.message, *notes)
 

@@ -275,10 +275,11 @@ class Evaluator:
         from ..check.builtins import BUILTINS
 
         spec = BUILTINS[res.target]
-        args: dict[str, Any] = {}
+        by_name: dict[str, Any] = {}
         for v, n in zip(values, names, strict=True):
-            args[n or spec.params[len(args)]] = v
+            by_name[n or spec.params[len(by_name)]] = v
+        args = [by_name[p] for p in spec.params if p in by_name]  # the checker ruled out gaps
         try:
-            return BUILTIN_IMPLS[res.target](**args)
+            return BUILTIN_IMPLS[res.target](*args)
         except (TypeError, ValueError, AttributeError) as exc:
             raise self.fail(e, f"{res.target}() failed: {exc}") from None

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from typing import TYPE_CHECKING, Any
 
 from ..check.program import HandlerInfo
@@ -122,7 +121,6 @@ async def run_prompt(ctx: RunContext, h: HandlerInfo, inputs: dict[str, Any], st
     conversation = list(messages)
     last_error = ""
     usage = {"prompt_tokens": 0, "completion_tokens": 0}
-    started = time.perf_counter()
     for attempt in range(retries + 1):
         reply, hit, model_id = await ctx.generate(h, model_name, conversation, params)
         usage["prompt_tokens"] += reply.usage.prompt_tokens
@@ -137,8 +135,7 @@ async def run_prompt(ctx: RunContext, h: HandlerInfo, inputs: dict[str, Any], st
         conversation = [*conversation, Message("assistant", reply.text),
                         Message("user", f"That reply is not valid: {last_error}. Reply again with "
                                         f"only the corrected answer.")]
-    elapsed = time.perf_counter() - started
     expected = ret.show() if ret != STR else "text"
     raise RunError(f"prompt '{name}': the reply did not match {expected} after {retries + 1} "
-                   f"attempt{'s' if retries else ''} ({elapsed:.1f}s): {last_error}",
+                   f"attempt{'s' if retries else ''}: {last_error}",
                    span=decl.name_span, handler=name)

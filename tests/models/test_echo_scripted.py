@@ -157,3 +157,21 @@ def test_json_via_instructions():
 def test_provider_extra_drops_internal_keys():
     p = GenParams(extra={"pflow_handler": "h", "presence_penalty": 0.5})
     assert provider_extra(p) == {"presence_penalty": 0.5}
+
+
+@pytest.mark.parametrize("prefill,prefix,chunks,expected", [
+    (False, "The cat", ["The ", "cat", " sat"], " sat"),
+    (False, "The cat", ["The ", "dog"], "The dog"),
+    (False, "The cat", [" sat", " down"], " sat down"),
+    (False, "The cat", ["The ", "ca"], "The ca"),
+    (False, "The cat", ["The cat"], ""),
+    (True, "The cat ", [" ", " sat", " down"], "sat down"),
+    (True, "The cat", [" sat"], " sat"),
+])
+def test_continuation_filter(prefill, prefix, chunks, expected):
+    from promptflow_dsl.models.emulate import ContinuationFilter, continuation_messages
+
+    _, held = continuation_messages(prefix, prefill=prefill)
+    f = ContinuationFilter(prefix, held, prefill=prefill)
+    out = "".join(f.feed(c) for c in chunks) + f.flush()
+    assert out == expected

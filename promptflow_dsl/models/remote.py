@@ -1,0 +1,436 @@
+"""Remote models through litellm: :class:`LiteLLMBackend`.
+
+litellm is imported lazily, on the first call (it costs seconds), with its cost map
+read locally (``LITELLM_LOCAL_MODEL_COST_MAP``) and its optional work off:
+telemetry, callbacks, verbose logging, debug info and its own retries (our
+:mod:`~promptflow_dsl.models.transport` retries). Unsupported provider parameters
+are dropped (``litellm.drop_params``).
+
+Capabilities, per model id (see :func:`capabilities_for`); a model parameter named
+like a :class:`Capabilities` field (``completion: true``, ``prefill: true``,
+``json_schema: false``, ...) overrides the table:
+
+=====================================  ====  ==========  =======  ======  ========  ===========
+model                                  chat  completion  prefill  stream  logprobs  json_schema
+=====================================  ====  ==========  =======  ======  ========  ===========
+``openai/…`` (no ``api_base``)         ✓     –           –        ✓       – [1]     ✓ [2]
+``text-completion-openai/…``           ✓     ✓           –        ✓       ✓         –
+``openai/…`` etc. with ``api_base``    ✓     if declared –        ✓       = compl.  if declared
+``anthropic/…``, ``claude-…``          ✓     –           ✓        ✓       –         [2]
+``mistral/…``, ``deepseek/…``          ✓     –           –        ✓       –         [2]
+anything else                          ✓     –           –        ✓       –         [2]
+``…embed…`` models                     –     –           –        –       –         –  (embeddings)
+=====================================  ====  ==========  =======  ======  ========  ===========
+
+[1] OpenAI chat models return log-probabilities of *generated* tokens
+(``chat_logprobs``), which cannot score a given continuation, so ``logprobs`` (the
+``score`` capability) is off; pass ``logprobs: true`` in params to get them
+through anyway. [2] ``litellm.supports_response_schema(model)`` where it answers
+(guarded), else true for the OpenAI chat families (gpt-4o, gpt-4.1, gpt-5, o1/o3/o4).
+
+Operations: ``chat`` → ``litellm.acompletion``; ``complete`` →
+``litellm.atext_completion`` when completion-capable, else
+:func:`~promptflow_dsl.models.emulate.continue_via_chat`; ``stream`` →
+``acompletion(stream=True, stream_options={"include_usage": True})`` (a prefix is
+continued through the chat emulation); ``score`` → text completion with ``echo`` and
+``logprobs`` (``max_tokens`` 0), else :class:`CapabilityError`; ``embed`` →
+``litellm.aembedding``. API keys come from the environment as litellm expects,
+from ``api_key_env`` (read at call time) or the ``api_key`` argument; they are
+never logged, stored in params, or put into error messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import fields, replace
+from typing import Any
+
+from .base import (Capabilities, CapabilityError, GenParams, Message, ModelError, Reply, Scored,
+                   StreamEvent, Usage)
+from .emulate import (ContinuationFilter, continuation_messages, continue_via_chat,
+                      json_via_instructions, no_embeddings, no_scoring, provider_extra)
+from .transport import classify, with_retries
+
+_CAP_NAMES = frozenset(f.name for f in fields(Capabilities))
+
+#: model parameters that configure this layer and are never sent to a provider
+CONFIG_KEYS = frozenset({"api_base", "api_key", "api_key_env", "concurrency", "num_retries",
+                         "timeout", "n_ctx", "authorization"}) | _CAP_NAMES
+
+_OPENAI_SCHEMA_FAMILIES = re.compile(r"^(gpt-4o|gpt-4\.1|gpt-5|o1|o3|o4|chatgpt-4o)")
+_PREFILL_PROVIDERS = frozenset({"anthropic", "bedrock_anthropic"})
+
+_litellm: Any = None
+
+
+def load_litellm() -> Any:
+    """Import and configure litellm once (quiet, local cost map, no retries or telemetry)."""
+    global _litellm
+    if _litellm is not None:
+        return _litellm
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    os.environ.setdefault("LITELLM_LOG", "ERROR")
+    import litellm
+
+    litellm.telemetry = False
+    litellm.drop_params = True
+    litellm.suppress_debug_info = True
+    litellm.set_verbose = False
+    litellm.num_retries = 0
+    litellm.callbacks = []
+    litellm.success_callback = []
+    litellm.failure_callback = []
+    litellm._async_success_callback = []
+    litellm._async_failure_callback = []
+    if hasattr(litellm, "turn_off_message_logging"):
+        litellm.turn_off_message_logging = True
+    _litellm = litellm
+    return litellm
+
+
+def split_provider(model_id: str) -> tuple[str, str]:
+    """``"openai/gpt-4o"`` → ``("openai", "gpt-4o")``; bare names are guessed."""
+    if "/" in model_id:
+        provider, name = model_id.split("/", 1)
+        return provider.lower(), name
+    lower = model_id.lower()
+    if lower.startswith("claude"):
+        return "anthropic", model_id
+    if _OPENAI_SCHEMA_FAMILIES.match(lower) or lower.startswith(("gpt-", "text-embedding", "davinci",
+                                                                 "babbage")):
+        return "openai", model_id
+    return "", model_id
+
+
+def _is_embedding_model(model_id: str) -> bool:
+    return "embed" in model_id.lower()
+
+
+def _supports_response_schema(model_id: str) -> bool | None:
+    if _litellm is None:  # do not import litellm just to answer this
+        return None
+    try:
+        return bool(_litellm.supports_response_schema(model=model_id))
+    except Exception:  # noqa: BLE001 - unknown model, litellm internals
+        return None
+
+
+def capabilities_for(model_id: str, params: Mapping[str, Any] | None = None,
+                     api_base: str | None = None) -> Capabilities:
+    """The capability table of the module docstring, then overrides from ``params``."""
+    params = dict(params or {})
+    api_base = api_base or params.get("api_base")
+    provider, name = split_provider(model_id)
+    if _is_embedding_model(model_id):
+        caps = Capabilities(chat=False, streaming=False, embeddings=True)
+    elif provider == "text-completion-openai":
+        caps = Capabilities(completion=True, logprobs=True)
+    elif api_base:
+        completion = bool(params.get("completion", False))
+        caps = Capabilities(completion=completion, logprobs=completion,
+                            json_schema=bool(params.get("json_schema", False)))
+    else:
+        schema = _supports_response_schema(model_id)
+        if schema is None:
+            schema = provider == "openai" and bool(_OPENAI_SCHEMA_FAMILIES.match(name.lower()))
+        caps = Capabilities(prefill=provider in _PREFILL_PROVIDERS, json_schema=schema)
+    overrides = {k: bool(v) for k, v in params.items() if k in _CAP_NAMES and isinstance(v, bool)}
+    return replace(caps, **overrides) if overrides else caps
+
+
+def _get(obj: Any, key: str, default: Any = None) -> Any:
+    if obj is None:
+        return default
+    if isinstance(obj, Mapping):
+        return obj.get(key, default)
+    return getattr(obj, key, default)
+
+
+def _usage_of(obj: Any) -> Usage | None:
+    usage = _get(obj, "usage")
+    if usage is None:
+        return None
+    return Usage(prompt_tokens=int(_get(usage, "prompt_tokens", 0) or 0),
+                 completion_tokens=int(_get(usage, "completion_tokens", 0) or 0))
+
+
+class LiteLLMBackend:
+    """A model served through litellm (see the module docstring).
+
+    ``params`` are the model declaration's parameters: ``api_base``,
+    ``api_key_env``, ``timeout`` (per attempt, seconds), ``num_retries``
+    (retries after the first attempt) and capability overrides are used here;
+    generation parameters arrive per call in :class:`GenParams`.
+    """
+
+    def __init__(self, model_id: str, params: Mapping[str, Any] | None = None,
+                 api_base: str | None = None, *, api_key: str | None = None,
+                 capabilities: Capabilities | None = None, timeout: float | None = None,
+                 max_attempts: int | None = None, base_delay: float = 0.5,
+                 max_delay: float = 20.0,
+                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
+        params = dict(params or {})
+        self.model_id = model_id
+        self.api_base = api_base or params.get("api_base")
+        self.capabilities = capabilities or capabilities_for(model_id, params, self.api_base)
+        provider, _ = split_provider(model_id)
+        self.chat_logprobs = provider == "openai" and not self.api_base
+        self._api_key = api_key  # never logged or put into params
+        self._api_key_env = params.get("api_key_env")
+        self.timeout = float(timeout if timeout is not None else params.get("timeout", 120.0))
+        if max_attempts is None:
+            max_attempts = int(params.get("num_retries", 3)) + 1
+        self.max_attempts = max(1, max_attempts)
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self._sleep = sleep
+
+    def __repr__(self) -> str:
+        return f"LiteLLMBackend({self.model_id!r}, api_base={self.api_base!r})"
+
+    # -- request building ------------------------------------------------------
+
+    def _connection(self) -> dict[str, Any]:
+        kw: dict[str, Any] = {"num_retries": 0, "max_retries": 0, "timeout": self.timeout}
+        if self.api_base:
+            kw["api_base"] = self.api_base
+        key = self._api_key
+        if key is None and self._api_key_env:
+            key = os.environ.get(str(self._api_key_env))
+            if key is None:
+                raise ModelError(self.model_id, f"the environment variable {self._api_key_env} "
+                                                f"(api_key_env) is not set")
+        if key is not None:
+            kw["api_key"] = key
+        return kw
+
+    def _gen(self, params: GenParams) -> dict[str, Any]:
+        kw: dict[str, Any] = {}
+        for name in ("temperature", "max_tokens", "top_p", "seed"):
+            value = getattr(params, name)
+            if value is not None:
+                kw[name] = value
+        if params.stop:
+            kw["stop"] = list(params.stop)
+        if params.grammar and self.capabilities.grammar:
+            kw.setdefault("extra_body", {})["grammar"] = params.grammar
+        for k, v in provider_extra(params).items():
+            if k not in CONFIG_KEYS:
+                kw[k] = v
+        return kw
+
+    def _chat_request(self, messages: list[Message], params: GenParams) -> dict[str, Any]:
+        kw = self._gen(params)
+        if params.json_schema is not None:
+            if self.capabilities.json_schema:
+                kw["response_format"] = {"type": "json_schema", "json_schema": {
+                    "name": _schema_name(params.json_schema), "schema": params.json_schema}}
+            else:
+                messages = json_via_instructions(messages, params.json_schema)
+        kw.update(self._connection())
+        kw["model"] = self.model_id
+        kw["messages"] = [m.as_dict() for m in messages]
+        return kw
+
+    def _text_model(self) -> str:
+        provider, name = split_provider(self.model_id)
+        if provider == "text-completion-openai":
+            return self.model_id
+        if provider == "openai" or (self.api_base and provider in ("", "hosted_vllm")):
+            return f"text-completion-openai/{name}"
+        return self.model_id
+
+    def _cost(self, response: Any) -> float | None:
+        litellm = load_litellm()
+        try:
+            cost = litellm.completion_cost(completion_response=response)
+        except Exception:  # noqa: BLE001 - unknown model or price
+            return None
+        return float(cost) if cost else None
+
+    async def _call(self, make: Callable[[], Awaitable[Any]]) -> Any:
+        return await with_retries(make, model=self.model_id, max_attempts=self.max_attempts,
+                                  base_delay=self.base_delay, max_delay=self.max_delay,
+                                  timeout=self.timeout, sleep=self._sleep)
+
+    # -- operations ------------------------------------------------------------
+
+    async def chat(self, messages: list[Message], params: GenParams) -> Reply:
+        """Raises :class:`ModelError` after retries."""
+        litellm = load_litellm()
+        kw = self._chat_request(messages, params)
+        response = await self._call(lambda: litellm.acompletion(**kw))
+        choice = self._first_choice(response)
+        message = _get(choice, "message")
+        text = _get(message, "content")
+        if text is not None and not isinstance(text, str):
+            raise ModelError(self.model_id, f"the reply content is not text: {type(text).__name__}")
+        usage = _usage_of(response) or Usage()
+        usage.cost = self._cost(response)
+        return Reply(text or "", self.model_id, usage, _get(choice, "finish_reason"))
+
+    def _first_choice(self, response: Any) -> Any:
+        choices = _get(response, "choices")
+        if not choices:
+            raise ModelError(self.model_id, f"the reply has no choices (got {type(response).__name__})")
+        return choices[0]
+
+    async def _text_completion(self, prompt: str, params: GenParams, **extra: Any) -> Any:
+        litellm = load_litellm()
+        kw = self._gen(params)
+        kw.update(extra)
+        kw.update(self._connection())
+        kw["model"] = self._text_model()
+        kw["prompt"] = prompt
+        return await self._call(lambda: litellm.atext_completion(**kw))
+
+    async def complete(self, prefix: str, params: GenParams) -> Reply:
+        """Continue ``prefix``; emulated through chat where completion is missing.
+        Raises :class:`ModelError`."""
+        if not self.capabilities.completion:
+            return await continue_via_chat(self, prefix, params)
+        response = await self._text_completion(prefix, params)
+        choice = self._first_choice(response)
+        text = _get(choice, "text")
+        usage = _usage_of(response) or Usage()
+        usage.cost = self._cost(response)
+        return Reply(text or "", self.model_id, usage, _get(choice, "finish_reason"))
+
+    async def stream(self, messages: list[Message] | None, prefix: str | None,
+                     params: GenParams) -> AsyncIterator[StreamEvent]:
+        """Stream a chat reply, or the continuation of ``prefix`` (through the chat
+        emulation). Closing the iterator closes the HTTP stream. Raises
+        :class:`ModelError`, also when the stream breaks part-way."""
+        cont: ContinuationFilter | None = None
+        if messages is None:
+            prefill = self.capabilities.prefill
+            messages, held = continuation_messages(prefix or "", prefill=prefill)
+            cont = ContinuationFilter(prefix or "", held, prefill=prefill)
+        if not self.capabilities.streaming:
+            reply = await self.chat(messages, params)
+            text = cont.finish(reply.text) if cont else reply.text
+            yield StreamEvent(text, usage=reply.usage, finish_reason=reply.finish_reason or "stop")
+            return
+        litellm = load_litellm()
+        kw = self._chat_request(messages, params)
+        kw["stream"] = True
+        kw["stream_options"] = {"include_usage": True}
+        response = await self._call(lambda: litellm.acompletion(**kw))
+        usage: Usage | None = None
+        finish: str | None = None
+        chunks = 0
+        iterator = response.__aiter__()
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(self.timeout):
+                        chunk = await iterator.__anext__()
+                except StopAsyncIteration:
+                    break
+                chunks += 1
+                usage = _usage_of(chunk) or usage
+                choices = _get(chunk, "choices") or []
+                if not choices:
+                    continue
+                delta = _get(choices[0], "delta")
+                text = _get(delta, "content") or ""
+                finish = _get(choices[0], "finish_reason") or finish
+                if cont is not None:
+                    text = cont.feed(text)
+                if text:
+                    yield StreamEvent(text)
+        except (asyncio.CancelledError, GeneratorExit):
+            raise
+        except ModelError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a stream broken part-way
+            failure = classify(exc)
+            raise ModelError(self.model_id, f"the stream broke after {chunks} chunks: "
+                                            f"{failure.description}", status=failure.status,
+                             retryable=failure.retryable) from exc
+        finally:
+            await _close_stream(response)
+        tail = cont.flush() if cont is not None else ""
+        if usage is not None:
+            usage.cost = None
+        yield StreamEvent(tail, usage=usage or Usage(), finish_reason=finish)
+
+    async def score(self, prefix: str, continuations: list[str]) -> list[Scored]:
+        """The summed log-probability of each continuation after ``prefix``, from an
+        echoed text completion. Raises :class:`CapabilityError` without ``logprobs``,
+        :class:`ModelError` when the server gives none."""
+        if not self.capabilities.logprobs:
+            raise no_scoring(self.model_id)
+        return list(await asyncio.gather(*(self._score_one(prefix, c) for c in continuations)))
+
+    async def _score_one(self, prefix: str, continuation: str) -> Scored:
+        text = prefix + continuation
+        response = await self._text_completion(text, GenParams(max_tokens=0),
+                                                echo=True, logprobs=0)
+        choice = self._first_choice(response)
+        lp = _get(choice, "logprobs")
+        tokens = list(_get(lp, "tokens") or [])
+        values = list(_get(lp, "token_logprobs") or [])
+        if not tokens or len(values) != len(tokens):
+            raise CapabilityError(self.model_id, "the server returned no token log-probabilities "
+                                                 "for the echoed prompt")
+        offsets = list(_get(lp, "text_offset") or [])
+        if len(offsets) != len(tokens):
+            offsets, pos = [], 0
+            for t in tokens:
+                offsets.append(pos)
+                pos += len(t)
+        start = len(prefix)
+        total, count = 0.0, 0
+        for token, value, offset in zip(tokens, values, offsets, strict=True):
+            if offset >= len(text):
+                break  # generated, not echoed
+            if offset + len(token) <= start or value is None:
+                continue
+            total += float(value)
+            count += 1
+        return Scored(continuation, total, count)
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        """Raises :class:`CapabilityError` for a non-embedding model, :class:`ModelError`."""
+        if not self.capabilities.embeddings:
+            raise no_embeddings(self.model_id)
+        litellm = load_litellm()
+        kw = self._connection()
+        kw.pop("max_retries", None)
+        response = await self._call(lambda: litellm.aembedding(model=self.model_id, input=texts, **kw))
+        data = _get(response, "data") or []
+        vectors = [list(_get(d, "embedding") or []) for d in data]
+        if len(vectors) != len(texts) or any(not v for v in vectors):
+            raise ModelError(self.model_id, f"expected {len(texts)} embeddings, got {len(vectors)}")
+        return vectors
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _schema_name(schema: Mapping[str, Any]) -> str:
+    title = str(schema.get("title") or "reply")
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", title)[:64]
+    return name or "reply"
+
+
+async def _close_stream(response: Any) -> None:
+    """Close a litellm stream wrapper and the HTTP stream under it (best effort)."""
+    for obj in (response, getattr(response, "completion_stream", None)):
+        if obj is None:
+            continue
+        for name in ("aclose", "close"):
+            closer = getattr(obj, name, None)
+            if closer is None:
+                continue
+            try:
+                result = closer()
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:  # noqa: BLE001 - closing is best effort
+                pass
+            break
