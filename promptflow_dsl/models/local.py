@@ -420,7 +420,7 @@ class LocalBackend:
         results: list[Scored] = []
         for cont, full, start in zip(continuations, fulls, starts, strict=True):
             common = 0
-            for a, b in zip(evaluated, full):
+            for a, b in zip(evaluated, full, strict=False):
                 if a != b:
                     break
                 common += 1

@@ -10,6 +10,7 @@ succeeds, fails or is interrupted.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from .context import RunConfig, RunContext
 from .errors import InputError, RunError
 from .trace import Trace, TraceRecorder, default_trace_dir, write_trace
 from .values import conform
+
+log = logging.getLogger("promptflow_dsl")
 
 __all__ = ["RunConfig", "RunResult", "RunFailed", "InputError", "RunError", "arun", "run",
            "prepare_inputs"]
@@ -101,7 +104,12 @@ async def arun(program: CheckedProgram, handler: str, inputs: dict[str, Any] | N
         trace = recorder.to_trace(output=value if failure is None else None,
                                   status="ok" if failure is None else "failed",
                                   error=str(failure) if failure else None, models=models)
-        path = write_trace(trace, trace_dir) if config.write_trace else None
+        path = None
+        if config.write_trace:
+            try:
+                path = write_trace(trace, trace_dir)
+            except OSError as exc:  # a full disk must not hide the run's own outcome
+                log.warning("could not write the trace to %s: %s", trace_dir, exc)
         await ctx.aclose()
     if failure is not None:
         raise RunFailed(failure, trace, path)

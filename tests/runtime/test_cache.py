@@ -381,7 +381,8 @@ def test_cancelled_owner_hands_over_to_a_waiter(cache: ResponseCache) -> None:
 
     async def go() -> tuple[dict[str, Any], bool]:
         owner = asyncio.create_task(cache.get_or_compute("k", compute, CacheMode.DEFAULT))
-        await asyncio.sleep(0.05)  # the owner is computing
+        while compute.calls == 0:  # wait until the owner is computing
+            await asyncio.sleep(0.005)
         waiter = asyncio.create_task(cache.get_or_compute("k", compute, CacheMode.DEFAULT))
         await asyncio.sleep(0.01)
         owner.cancel()
