@@ -40,6 +40,12 @@ Design
 * **Sampling.** ``temperature`` defaults to 0 (greedy), ``max_tokens`` to 256;
   ``top_p``, ``seed`` and ``stop`` are passed on; ``extra`` may carry llama-cpp
   sampling knobs (``top_k``, ``min_p``, ``repeat_penalty``, ...); other keys are ignored.
+* **Determinism.** By default every call evaluates its prompt from scratch.  llama-cpp
+  would otherwise reuse the KV cache of the previous call's common prefix, which
+  changes the batch shapes of the prompt evaluation and with them the float
+  rounding — enough to flip a near-tie in greedy decoding, so the same request could
+  get a different reply depending on what ran before.  ``LocalBackend(reuse_kv=True)``
+  turns the reuse on (faster for long shared prefixes, e.g. repeated continuations).
 * **Usage** counts come from the tokens llama.cpp evaluated and sampled (a final
   end-of-generation token is not counted, as in llama-cpp); cost is 0.0.
 * **Scoring** (:meth:`LocalBackend.score`) uses a second ``Llama`` created on first
@@ -164,15 +170,17 @@ class _Owner:
             if not fut.set_running_or_notify_cancel():
                 continue
             self.busy = True
+            error: BaseException | None = None
             try:
                 result = fn()
             except BaseException as exc:  # noqa: BLE001 - handed to the awaiting side
-                fut.set_exception(exc)
+                error, result = exc, None
+            self.busy = False  # released before the caller hears of it
+            self.jobs_run += 1
+            if error is not None:
+                fut.set_exception(error)
             else:
                 fut.set_result(result)
-            finally:
-                self.busy = False
-                self.jobs_run += 1
 
     def stop(self) -> threading.Thread | None:
         with self._lock:
@@ -202,8 +210,9 @@ class LocalBackend:
 
     def __init__(self, model_id: str = MODEL_ID, *, model_path: str | os.PathLike[str] | None = None,
                  n_ctx: int = DEFAULT_N_CTX, n_threads: int | None = None,
-                 score_n_ctx: int = DEFAULT_SCORE_N_CTX) -> None:
+                 score_n_ctx: int = DEFAULT_SCORE_N_CTX, reuse_kv: bool = False) -> None:
         self.model_id = model_id
+        self.reuse_kv = reuse_kv
         self._model_path = Path(model_path) if model_path is not None else None
         self.n_ctx = n_ctx
         self.n_threads = n_threads or available_cores()
@@ -328,6 +337,8 @@ class LocalBackend:
                  params: GenParams) -> tuple[Any, Any, dict[str, Any]]:
         """(llama, prompt, create_completion kwargs) for a chat or a continuation."""
         llama = self._gen_model()
+        if not self.reuse_kv:
+            llama.reset()  # evaluate the whole prompt afresh: see "Determinism" above
         import llama_cpp
         if messages is not None:
             text, prefill = self._render_chat(messages)
@@ -407,16 +418,16 @@ class LocalBackend:
             starts.append(_boundary(tok, prefix, p_tokens, full, skip_first=add_bos and bool(full)
                                     and full[0] == tok.token_bos()))
         # A continuation that starts at token 0 has no context to be predicted from:
-        # give every sequence a start-of-text token (BOS, else EOS) in that case.
-        lead: list[int] = []
-        if any(s == 0 for s in starts) or not p_tokens:
-            bos = tok.token_bos()
-            lead = [bos if bos >= 0 else tok.token_eos()]
+        # give every sequence a start-of-document token in that case.
+        if any(s == 0 for s in starts):
+            lead = [_start_token(tok)]
             fulls = [lead + f for f in fulls]
             starts = [s + 1 for s in starts]
         llama = self._score_model(max((len(f) for f in fulls), default=1))
-        llama.reset()
-        evaluated: list[int] = []
+        # Tokens whose KV entries and logit rows in ``llama.scores`` are valid, kept
+        # across calls: repeated scoring after a growing prefix (sketches, hooks)
+        # evaluates only the new tokens.
+        evaluated: list[int] = llama.pf_evaluated
         results: list[Scored] = []
         for cont, full, start in zip(continuations, fulls, starts, strict=True):
             common = 0
@@ -429,8 +440,9 @@ class LocalBackend:
                 try:
                     llama.eval(full[common:])
                 except Exception as exc:  # noqa: BLE001
+                    llama.pf_evaluated = []
                     raise self._err(f"scoring failed: {exc}") from exc
-                evaluated = list(full)
+                evaluated = llama.pf_evaluated = list(full)
             total = 0.0
             for i in range(start, len(full)):
                 row = np.asarray(llama.scores[i - 1], dtype=np.float64)
@@ -512,7 +524,12 @@ class LocalBackend:
         the boundary is found by character offsets: the scored tokens start at the
         token that contains the first character of the continuation, so the joined
         token — including the prefix's trailing space — counts as the
-        continuation's.  ``Scored.tokens`` is the number of tokens scored.
+        continuation's.  ``Scored.tokens`` is the number of tokens scored.  When a
+        continuation starts at the very first token (empty prefix), every sequence
+        gets a start-of-document token (``<|endoftext|>``) to be predicted from.
+
+        The scoring model keeps the tokens it evaluated, so continuations (and later
+        calls) that share a prefix only evaluate what is new.
         """
         conts = list(continuations)
         if not conts:
@@ -574,6 +591,7 @@ def _tracked_llama_class(llama_cpp: Any) -> type:
         pf_cancel: threading.Event | None = None
         pf_prompt_tokens: int = 0
         pf_sampled: list[int]
+        pf_evaluated: list[int] = []  # scoring: the tokens evaluated so far (always rebound)
 
         def generate(self, tokens, *args, **kwargs):  # type: ignore[no-untyped-def]
             self.pf_prompt_tokens = len(tokens)
@@ -614,7 +632,7 @@ def _chat_formatter(llama: Any) -> tuple[Any, list[str]]:
 
     def render(*, messages: list[dict[str, str]], add_generation_prompt: bool = True) -> Any:
         fmt.add_generation_prompt = add_generation_prompt
-        return fmt(messages=messages)
+        return fmt(messages=messages)  # type: ignore[arg-type]
 
     return render, [eos] if eos else []
 
@@ -626,6 +644,17 @@ def _check_grammar(llama_cpp: Any, llama: Any, grammar: Any, err: Callable[..., 
     if not sampler:
         raise err("the GBNF grammar does not parse (llama.cpp rejected it)")
     llama_cpp.llama_sampler_free(sampler)
+
+
+def _start_token(tok: Any) -> int:
+    """The token that starts a document: ``<|endoftext|>`` where the vocabulary has it
+    (GPT-2 style vocabularies such as SmolLM2's, whose BOS is the chat token
+    ``<|im_start|>``), else BOS, else EOS."""
+    ids = tok.tokenize(b"<|endoftext|>", add_bos=False, special=True)
+    if len(ids) == 1:
+        return ids[0]
+    bos = tok.token_bos()
+    return bos if bos >= 0 else tok.token_eos()
 
 
 def _boundary(tok: Any, prefix: str, p_tokens: list[int], full: list[int], *, skip_first: bool) -> int:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -90,11 +89,8 @@ class ModelRegistry:
             return local_backend()
         from .remote import LiteLLMBackend
 
-        api_key = None
-        if params.get("api_key_env"):
-            api_key = os.environ.get(str(params["api_key_env"]))
-        backend = LiteLLMBackend(model_id, api_base=params.get("api_base"), api_key=api_key,
-                                 completion=bool(params.get("completion", False)))
+        backend = LiteLLMBackend(model_id, params, api_base=params.get("api_base"),
+                                 timeout=self.config.timeout, max_attempts=self.config.max_attempts)
         self._owned.append(backend)
         return backend
 
@@ -128,4 +124,9 @@ class ModelRegistry:
         for b in self._owned:
             with contextlib.suppress(Exception):
                 await b.aclose()
+        if self._owned:
+            from .remote import close_litellm_clients
+
+            with contextlib.suppress(Exception):
+                await close_litellm_clients()
         self._owned.clear()

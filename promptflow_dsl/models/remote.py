@@ -25,8 +25,11 @@ anything else                          ✓     –           –        ✓     
 [1] OpenAI chat models return log-probabilities of *generated* tokens
 (``chat_logprobs``), which cannot score a given continuation, so ``logprobs`` (the
 ``score`` capability) is off; pass ``logprobs: true`` in params to get them
-through anyway. [2] ``litellm.supports_response_schema(model)`` where it answers
-(guarded), else true for the OpenAI chat families (gpt-4o, gpt-4.1, gpt-5, o1/o3/o4).
+through anyway. [2] ``LiteLLMBackend.capabilities`` asks
+``litellm.supports_response_schema(model)`` (guarded; computed once, on first use);
+where it cannot answer, and in ``capabilities_for`` without litellm (the front end
+never imports it), true for the OpenAI chat families (gpt-4o, gpt-4.1, gpt-5,
+o1/o3/o4).
 
 Operations: ``chat`` → ``litellm.acompletion``; ``complete`` →
 ``litellm.atext_completion`` when completion-capable, else
@@ -44,14 +47,31 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import fields, replace
 from typing import Any
 
-from .base import (Capabilities, CapabilityError, GenParams, Message, ModelError, Reply, Scored,
-                   StreamEvent, Usage)
-from .emulate import (ContinuationFilter, continuation_messages, continue_via_chat,
-                      json_via_instructions, no_embeddings, no_scoring, provider_extra)
+from .base import (
+    Capabilities,
+    CapabilityError,
+    GenParams,
+    Message,
+    ModelError,
+    Reply,
+    Scored,
+    StreamEvent,
+    Usage,
+)
+from .emulate import (
+    ContinuationFilter,
+    continuation_messages,
+    continue_via_chat,
+    json_via_instructions,
+    no_embeddings,
+    no_scoring,
+    provider_extra,
+)
 from .transport import classify, with_retries
 
 _CAP_NAMES = frozenset(f.name for f in fields(Capabilities))
@@ -73,6 +93,9 @@ def load_litellm() -> Any:
         return _litellm
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     os.environ.setdefault("LITELLM_LOG", "ERROR")
+    # pydantic complains once about litellm's TypedDicts; not the user's business
+    warnings.filterwarnings("ignore", message=r".*is using the `ReadOnly` qualifier",
+                            category=UserWarning)
     import litellm
 
     litellm.telemetry = False
@@ -80,6 +103,9 @@ def load_litellm() -> Any:
     litellm.suppress_debug_info = True
     litellm.set_verbose = False
     litellm.num_retries = 0
+    # httpx rather than aiohttp under litellm: no "Unclosed client session" warnings
+    # from sessions left on finished event loops
+    litellm.disable_aiohttp_transport = True
     litellm.callbacks = []
     litellm.success_callback = []
     litellm.failure_callback = []
@@ -109,9 +135,10 @@ def _is_embedding_model(model_id: str) -> bool:
     return "embed" in model_id.lower()
 
 
-def _supports_response_schema(model_id: str) -> bool | None:
-    if _litellm is None:  # do not import litellm just to answer this
+def _supports_response_schema(model_id: str, ask_litellm: bool | None) -> bool | None:
+    if ask_litellm is False or (ask_litellm is None and _litellm is None):
         return None
+    load_litellm()
     try:
         return bool(_litellm.supports_response_schema(model=model_id))
     except Exception:  # noqa: BLE001 - unknown model, litellm internals
@@ -119,8 +146,13 @@ def _supports_response_schema(model_id: str) -> bool | None:
 
 
 def capabilities_for(model_id: str, params: Mapping[str, Any] | None = None,
-                     api_base: str | None = None) -> Capabilities:
-    """The capability table of the module docstring, then overrides from ``params``."""
+                     api_base: str | None = None, *, ask_litellm: bool | None = False) -> Capabilities:
+    """The capability table of the module docstring, then overrides from ``params``.
+
+    ``ask_litellm``: consult ``litellm.supports_response_schema`` (``True`` imports
+    litellm; ``None`` asks only if it is already imported; ``False``, the default,
+    never asks — the static table, for the front end).
+    """
     params = dict(params or {})
     api_base = api_base or params.get("api_base")
     provider, name = split_provider(model_id)
@@ -133,7 +165,7 @@ def capabilities_for(model_id: str, params: Mapping[str, Any] | None = None,
         caps = Capabilities(completion=completion, logprobs=completion,
                             json_schema=bool(params.get("json_schema", False)))
     else:
-        schema = _supports_response_schema(model_id)
+        schema = _supports_response_schema(model_id, ask_litellm)
         if schema is None:
             schema = provider == "openai" and bool(_OPENAI_SCHEMA_FAMILIES.match(name.lower()))
         caps = Capabilities(prefill=provider in _PREFILL_PROVIDERS, json_schema=schema)
@@ -175,7 +207,8 @@ class LiteLLMBackend:
         params = dict(params or {})
         self.model_id = model_id
         self.api_base = api_base or params.get("api_base")
-        self.capabilities = capabilities or capabilities_for(model_id, params, self.api_base)
+        self._capabilities = capabilities
+        self._cap_params = {k: v for k, v in params.items() if k in _CAP_NAMES or k == "api_base"}
         provider, _ = split_provider(model_id)
         self.chat_logprobs = provider == "openai" and not self.api_base
         self._api_key = api_key  # never logged or put into params
@@ -187,6 +220,15 @@ class LiteLLMBackend:
         self.base_delay = base_delay
         self.max_delay = max_delay
         self._sleep = sleep
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """The table with litellm's answer on response schemas (imports litellm once);
+        computed on first use, so it is the same whatever was imported before."""
+        if self._capabilities is None:
+            self._capabilities = capabilities_for(self.model_id, self._cap_params, self.api_base,
+                                                  ask_litellm=True)
+        return self._capabilities
 
     def __repr__(self) -> str:
         return f"LiteLLMBackend({self.model_id!r}, api_base={self.api_base!r})"
@@ -250,6 +292,17 @@ class LiteLLMBackend:
         except Exception:  # noqa: BLE001 - unknown model or price
             return None
         return float(cost) if cost else None
+
+    def _cost_of_usage(self, usage: Usage) -> float | None:
+        litellm = load_litellm()
+        try:
+            prompt, completion = litellm.cost_per_token(
+                model=self.model_id, prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens)
+        except Exception:  # noqa: BLE001 - unknown model or price
+            return None
+        total = float(prompt or 0.0) + float(completion or 0.0)
+        return total or None
 
     async def _call(self, make: Callable[[], Awaitable[Any]]) -> Any:
         return await with_retries(make, model=self.model_id, max_attempts=self.max_attempts,
@@ -342,8 +395,6 @@ class LiteLLMBackend:
                     text = cont.feed(text)
                 if text:
                     yield StreamEvent(text)
-        except (asyncio.CancelledError, GeneratorExit):
-            raise
         except ModelError:
             raise
         except Exception as exc:  # noqa: BLE001 - a stream broken part-way
@@ -355,7 +406,7 @@ class LiteLLMBackend:
             await _close_stream(response)
         tail = cont.flush() if cont is not None else ""
         if usage is not None:
-            usage.cost = None
+            usage.cost = self._cost_of_usage(usage)
         yield StreamEvent(tail, usage=usage or Usage(), finish_reason=finish)
 
     async def score(self, prefix: str, continuations: list[str]) -> list[Scored]:
@@ -410,6 +461,20 @@ class LiteLLMBackend:
 
     async def aclose(self) -> None:
         return None
+
+
+async def close_litellm_clients() -> None:
+    """Close litellm's cached async HTTP clients (call at the end of a run; best effort)."""
+    if _litellm is None:
+        return
+    try:
+        from litellm.llms.custom_httpx.async_client_cleanup import close_litellm_async_clients
+    except ImportError:
+        return
+    try:
+        await close_litellm_async_clients()
+    except Exception:  # noqa: BLE001 - cleanup is best effort
+        pass
 
 
 def _schema_name(schema: Mapping[str, Any]) -> str:

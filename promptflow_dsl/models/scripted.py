@@ -17,8 +17,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
-from .base import (Capabilities, GenParams, Message, ModelError, Reply, Scored, StreamEvent,
-                   Usage)
+from .base import Capabilities, GenParams, Message, ModelError, Reply, Scored, StreamEvent, Usage
 from .emulate import no_embeddings, no_scoring, whitespace_chunks, word_usage
 
 HANDLER_KEY = "pflow_handler"

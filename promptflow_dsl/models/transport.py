@@ -18,6 +18,8 @@ by the class names in the exception's MRO.
 from __future__ import annotations
 
 import asyncio
+import datetime
+import json
 import random
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -35,7 +37,7 @@ _CONNECTION_NAMES = frozenset({
     "APIConnectionError", "APITimeoutError", "Timeout", "TimeoutException", "TransportError",
     "NetworkError", "ConnectError", "ReadError", "WriteError", "RemoteProtocolError",
     "ReadTimeout", "ConnectTimeout", "WriteTimeout", "PoolTimeout", "ClientConnectionError",
-    "ServerDisconnectedError", "ClientOSError", "ServerTimeoutError",
+    "ServerDisconnectedError", "ClientOSError", "ServerTimeoutError", "MidStreamFallbackError",
 })
 
 _SECRET = re.compile(r"(sk-[A-Za-z0-9_\-]{4}|Bearer\s+|api[_-]?key[\"'=:\s]+)[A-Za-z0-9_\-\.]{4,}",
@@ -70,13 +72,14 @@ def _status_of(exc: BaseException) -> int | None:
     return None
 
 
-def _headers_of(exc: BaseException) -> Mapping[str, Any] | None:
+def _header_sources(exc: BaseException) -> list[Mapping[str, Any]]:
     response = getattr(exc, "response", None)
+    out = []
     for headers in (getattr(response, "headers", None), getattr(exc, "headers", None),
                     getattr(exc, "litellm_response_headers", None)):
         if headers is not None and hasattr(headers, "get"):
-            return headers
-    return None
+            out.append(headers)
+    return out
 
 
 def parse_retry_after(value: Any) -> float | None:
@@ -93,9 +96,7 @@ def parse_retry_after(value: Any) -> float | None:
             return None
         if when is None:
             return None
-        import datetime as _dt
-
-        now = _dt.datetime.now(when.tzinfo or _dt.UTC)
+        now = datetime.datetime.now(when.tzinfo or datetime.UTC)
         seconds = (when - now).total_seconds()
     if seconds != seconds:  # NaN
         return None
@@ -103,21 +104,38 @@ def parse_retry_after(value: Any) -> float | None:
 
 
 def retry_after_of(exc: BaseException) -> float | None:
-    headers = _headers_of(exc)
-    if headers is None:
-        return None
-    try:
-        ms = headers.get("retry-after-ms") or headers.get("Retry-After-Ms")
-        if ms is not None:
-            return max(0.0, float(ms) / 1000.0)
-        return parse_retry_after(headers.get("retry-after") or headers.get("Retry-After"))
-    except (TypeError, ValueError):
-        return None
+    """The wait an error asks for (``retry-after-ms`` or ``Retry-After``), if any."""
+    for headers in _header_sources(exc):
+        try:
+            ms = headers.get("retry-after-ms")
+            if ms is not None:
+                return max(0.0, float(ms) / 1000.0)
+            value = parse_retry_after(headers.get("retry-after"))
+        except (TypeError, ValueError):
+            continue
+        if value is not None:
+            return value
+    return None
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    out: list[BaseException] = []
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen and len(out) < 20:
+        seen.add(id(cur))
+        out.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    return out
+
+
+_WRAPPER_PREFIX = re.compile(r"^(?:(?:litellm\.)?\w+(?:Error|Exception)\s*(?::|-)\s*)+")
 
 
 def _message_of(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    text = " ".join(text.split())
+    text = " ".join((str(exc).strip() or type(exc).__name__).split())
+    text = text.split(" Original exception:")[0].split(" Received Model Group=")[0]
+    text = _WRAPPER_PREFIX.sub("", text) or text
     if len(text) > 300:
         text = text[:297] + "..."
     return redact(text)
@@ -133,6 +151,10 @@ def classify(exc: BaseException) -> Failure:
     names = {c.__name__ for c in type(exc).__mro__}
     status = _status_of(exc)
     detail = _message_of(exc)
+    bad_json = next((e for e in _chain(exc) if isinstance(e, json.JSONDecodeError)), None)
+    if bad_json is not None:  # e.g. a 200 whose body is an HTML error page
+        return Failure(f"the server's reply is not valid JSON ({bad_json.msg} at line "
+                       f"{bad_json.lineno} column {bad_json.colno})", None, True)
     if names & _CONNECTION_NAMES:  # before the status: litellm gives these a made-up 500/408
         what = "timed out" if any("Timeout" in n for n in names) else "connection failed"
         return Failure(f"{what}: {detail}", None, True, retry_after_of(exc))

@@ -187,8 +187,6 @@ class RunContext:
         Returns the reply, whether it came from the cache, and the model id used.
         Raises :class:`RunError` when the model fails for good.
         """
-        from ..models.transport import with_retries
-
         mod = self.program.module_of(h.key)
         model_id, backend, model_params = self.registry.resolve(mod, model_name)
         merged = self.registry.gen_params(model_params, params)
@@ -197,10 +195,9 @@ class RunContext:
         name = self.program.display_name(h.key)
 
         async def compute() -> dict[str, Any]:
+            # Backends own their transport (timeouts, retries with backoff).
             async with self.limit, self.registry.model_limit(model_id):
-                reply = await with_retries(lambda: backend.chat(messages, merged), model=model_id,
-                                           max_attempts=self.config.max_attempts,
-                                           timeout=self.config.timeout)
+                reply = await backend.chat(messages, merged)
             return {"text": reply.text, "model": reply.model, "finish_reason": reply.finish_reason,
                     "usage": {"prompt_tokens": reply.usage.prompt_tokens,
                               "completion_tokens": reply.usage.completion_tokens,

