@@ -113,3 +113,71 @@ def test_import_and_check_do_not_import_litellm_or_networkx(tmp_path: Path):
     r = subprocess.run([sys.executable, "-c", code, str(f)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == ""
+
+
+RUNNABLE = '''model default = "echo"
+prompt greet(name: str) -> str = "Hello {{ name }}"
+tool boom(x: int) -> int = python "t:boom"
+flow many(names: list[str], n: int = 1) -> {greetings: list[str], n: int} {
+  return {greetings: [greet(name=x) for x in names], n: n}
+}
+flow broken(x: int) -> int { return boom(x=x) }
+'''
+
+
+@pytest.fixture
+def runnable(tmp_path: Path, monkeypatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pflow.toml").write_text("")
+    (tmp_path / "t.py").write_text("def boom(x):\n    raise RuntimeError(f'bad {x}')\n")
+    (tmp_path / "r.pflow").write_text(RUNNABLE)
+    return tmp_path / "r.pflow"
+
+
+def test_run_prints_text_and_json(runnable: Path, capsys):
+    code, out, err = run(["run", "r.pflow", "greet", "--input", "name=Ada"], capsys)
+    assert code == 0 and out == "Hello Ada\n"
+    assert "ok in" in err and "trace .pflow-cache/traces/" in err
+    code, out, _ = run(["run", "r.pflow", "many", "-i", 'names=["a","b"]', "-i", "n=3"], capsys)
+    assert code == 0 and json.loads(out) == {"greetings": ["Hello a", "Hello b"], "n": 3}
+    code, out, _ = run(["run", "r.pflow", "many", "--input-json", '{"names": ["z"]}', "-q"], capsys)
+    assert json.loads(out)["greetings"] == ["Hello z"]
+
+
+def test_run_input_errors_exit_2(runnable: Path, capsys):
+    code, _, err = run(["run", "r.pflow", "many", "-i", "names=oops"], capsys)
+    assert code == 2 and "input 'names' must be list[str] written as JSON" in err
+    code, _, err = run(["run", "r.pflow", "many"], capsys)
+    assert code == 2 and "missing input 'names'" in err
+    code, _, err = run(["run", "r.pflow", "many", "-i", "names=[]", "-i", "zz=1"], capsys)
+    assert code == 2 and "no parameter 'zz'" in err
+    code, _, err = run(["run", "r.pflow"], capsys)
+    assert code == 2 and "name the handler to run" in err
+    code, _, err = run(["run", "r.pflow", "greet", "--model", "=x"], capsys)
+    assert code == 2
+
+
+def test_run_failure_exit_1_with_location_and_user_traceback(runnable: Path, capsys):
+    code, out, err = run(["run", "r.pflow", "broken", "-i", "x=4"], capsys)
+    assert code == 1 and out == ""
+    assert "r.pflow:3:6: error: tool 'boom' raised RuntimeError: bad 4" in err
+    assert "r.pflow:7:37: note: in this call of 'boom'" in err
+    assert 't.py", line 2, in boom' in err and "promptflow_dsl" not in err
+    assert "pflow trace show" in err
+
+
+def test_trace_show_and_list_and_cache(runnable: Path, capsys):
+    run(["run", "r.pflow", "greet", "-i", "name=Bo"], capsys)
+    code, out, _ = run(["trace", "show", "last"], capsys)
+    assert code == 0 and "greet" in out and "prompt" in out
+    code, out, _ = run(["trace", "list"], capsys)
+    assert code == 0 and len(out.split()) == 1
+    code, _, err = run(["trace", "show", "nope"], capsys)
+    assert code == 2
+    code, out, _ = run(["cache", "info"], capsys)
+    assert code == 0 and "entries: 1" in out
+    code, out, _ = run(["cache", "clear"], capsys)
+    assert code == 0 and "removed 1 entry" in out
+    run(["run", "r.pflow", "greet", "-i", "name=Bo", "--no-cache"], capsys)
+    code, out, _ = run(["cache", "info"], capsys)
+    assert "entries: 0" in out
