@@ -294,7 +294,23 @@ def test_missing_gguf_is_a_clear_error(monkeypatch, tmp_path):
         run(b2.complete("x", GREEDY))
     with pytest.raises(ModelError):
         run(b2.score("x", [" y"]))
+
+    async def drain():
+        return [e async for e in b2.stream(None, "x", GREEDY)]
+
+    with pytest.raises(ModelError, match="pip install"):
+        run(drain())
     run(b2.aclose())
+
+
+def test_aclose_frees_and_a_later_call_reloads():
+    b = LocalBackend()
+    first = run(b.complete("1, 2, 3,", GenParams(max_tokens=2)))
+    run(b.aclose())
+    assert b._llama is None and b._owner.thread is None
+    again = run(b.complete("1, 2, 3,", GenParams(max_tokens=2)))
+    assert again.text == first.text
+    run(b.aclose())
 
 
 def test_tokens_per_second_helper(backend):

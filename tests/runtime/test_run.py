@@ -37,6 +37,10 @@ model default = "echo"
 type V { label: "a" | "b", n: int }
 
 prompt hello(name: str) -> str = "Hello {{ name }}!"
+prompt fresh(name: str) -> str {
+  user "Hi {{ name }}"
+  cache false
+}
 prompt verdict(x: str) -> V = "judge {{ x }}"
 tool up(s: str) -> str = python "tools:up"
 tool slow_up(s: str) -> str = python "tools:slow_up"
@@ -119,8 +123,11 @@ def test_failure_skips_dependents_and_names_handler_and_line(program, tmp_path):
         program.run("failing", config=cfg(tmp_path), a="x")
     exc = info.value
     assert "tool 'boom' raised ValueError: cannot handle 'x'" in exc.message
-    assert exc.span is not None and exc.span.line == 10  # the tool's declaration
-    assert [(h, sp.line) for h, sp in exc.chain] == [("boom", 28)]
+    lines = PROGRAM.splitlines()
+    decl_line = next(i for i, ln in enumerate(lines) if ln.startswith("tool boom")) + 1
+    call_line = next(i for i, ln in enumerate(lines) if "bad = boom" in ln) + 1
+    assert exc.span is not None and exc.span.line == decl_line  # the tool's declaration
+    assert [(h, sp.line) for h, sp in exc.chain] == [("boom", call_line)]
     assert exc.diagnostic().notes[0][1] == "in this call of 'boom'"
     assert "tools.py" in exc.detail and "promptflow_dsl" not in exc.detail
     steps = {s.handler: s for s in exc.trace.steps}
@@ -178,6 +185,13 @@ def test_cache_hit_on_second_run_makes_no_call(program, tmp_path):
                   cache=CacheMode.REFRESH)
     assert program.run("judged", config=refresh, x="same").value == "b"
     assert program.run("judged", config=config, x="same").value == "b"
+
+
+def test_per_handler_cache_opt_out(program, tmp_path):
+    model = ScriptedBackend("echo", ["one", "two"])
+    config = cfg(tmp_path, backends={"echo": model}, cache=CacheMode.DEFAULT)
+    assert program.run("fresh", config=config, name="x").value == "one"
+    assert program.run("fresh", config=config, name="x").value == "two"
 
 
 def test_secrets_never_reach_trace_or_cache(program, tmp_path, monkeypatch):

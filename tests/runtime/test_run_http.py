@@ -99,6 +99,16 @@ def test_concurrency_limit_is_respected(make, fake_openai, tmp_path):
     assert fake_openai.max_in_flight == 5
 
 
+def test_per_model_limit(tmp_path, fake_openai, monkeypatch):
+    monkeypatch.setenv("PFLOW_FAKE_KEY", SECRET)
+    fake_openai.set_latency(0.1)
+    path = tmp_path / "p.pflow"
+    path.write_text(PROGRAM.format(base=fake_openai.base_url, timeout=5).replace(
+        "timeout: 5 }", "timeout: 5, concurrency: 3 }"))
+    pf.load(path).run("fan", config=cfg(tmp_path), n=32)
+    assert fake_openai.max_in_flight == 3 and fake_openai.count == 32
+
+
 def test_second_run_is_served_from_cache(make, fake_openai, tmp_path):
     program = make()
     config = cfg(tmp_path, cache=CacheMode.DEFAULT)
