@@ -89,8 +89,11 @@ class ModelRegistry:
             return local_backend()
         from .remote import LiteLLMBackend
 
+        # The model's own `timeout` / `num_retries` parameters win over the run's defaults.
+        timeout = None if "timeout" in params else self.config.timeout
+        attempts = None if "num_retries" in params else self.config.max_attempts
         backend = LiteLLMBackend(model_id, params, api_base=params.get("api_base"),
-                                 timeout=self.config.timeout, max_attempts=self.config.max_attempts)
+                                 timeout=timeout, max_attempts=attempts)
         self._owned.append(backend)
         return backend
 
