@@ -200,6 +200,35 @@ def _config(args: argparse.Namespace):  # noqa: ANN202 - RunConfig
                      write_trace=not args.no_trace)
 
 
+class _Progress:
+    """A one-line live count of handler calls on a terminal's stderr (10 updates/s at most)."""
+
+    shown = False
+
+    def __init__(self, handler: str) -> None:
+        self.handler = handler
+        self.last = 0.0
+
+    def __call__(self, finished: int, running: int) -> None:
+        import time
+
+        now = time.monotonic()
+        if now - self.last < 0.1:
+            return
+        self.last = now
+        sys.stderr.write(f"\r\x1b[2K{self.handler}: {finished} call{'s' if finished != 1 else ''} "
+                         f"done, {running} running")
+        sys.stderr.flush()
+        _Progress.shown = True
+
+    @staticmethod
+    def clear() -> None:
+        if _Progress.shown:
+            sys.stderr.write("\r\x1b[2K")
+            sys.stderr.flush()
+            _Progress.shown = False
+
+
 def _show_value(value: object, as_json: bool) -> str:
     if isinstance(value, str) and not as_json:
         return value
@@ -218,11 +247,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     handler = _pick_handler(program, args.handler)
     inputs = _parse_inputs(program, handler, args.input or [], args.input_json)
     config = _config(args)
+    if not args.quiet and sys.stderr.isatty():
+        config.progress = _Progress(handler)
     try:
         result = run(program, handler, inputs, config)
     except InputError as exc:
         raise UsageError(f"pflow run: {exc}") from None
     except RunFailed as exc:
+        _Progress.clear()
         print(render([exc.diagnostic()], program.sources, color=_color(sys.stderr)), file=sys.stderr)
         if exc.detail:
             print(exc.detail, file=sys.stderr)
@@ -230,6 +262,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"trace: {_rel(exc.trace_path)}  (pflow trace show {exc.trace.run_id})",
                   file=sys.stderr)
         return EXIT_FAILED
+    _Progress.clear()
     print(_show_value(result.value, args.json))
     if not args.quiet:
         t = result.trace.totals

@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..check.program import CheckedModule, CheckedProgram, HandlerInfo, Resolved
@@ -48,6 +49,7 @@ class RunConfig:
     max_attempts: int = 4
     backends: dict[str, Backend] = field(default_factory=dict)
     sequential: bool = False
+    progress: Callable[[int, int], None] | None = None  # (calls finished, calls running)
 
 
 class RunContext:
@@ -70,6 +72,8 @@ class RunContext:
         self._samples: Counter[str] = Counter()
         self._handlers = program.all_handlers()
         self._plans: dict[str, Plan] = {}
+        self._running = 0
+        self._finished = 0
 
     # ------------------------------------------------------------ handler calls
 
@@ -100,6 +104,7 @@ class RunContext:
         decl = h.decl
         step = self.trace.start(name, h.kind, caller, inputs, decl.span.file, decl.span.line)
         started = time.perf_counter()
+        self._report(+1, 0)
         try:
             result = await self._dispatch(h, inputs, step)
             result = self._check_result(h, result, name)
@@ -109,9 +114,17 @@ class RunContext:
             if call_span is not None:
                 exc.called_from(name, call_span)
             raise
+        finally:
+            self._report(-1, 1)
         self.trace.finish(step, "ok", output=result,
                           latency_ms=(time.perf_counter() - started) * 1000)
         return result
+
+    def _report(self, running: int, finished: int) -> None:
+        self._running += running
+        self._finished += finished
+        if self.config.progress is not None:
+            self.config.progress(self._finished, self._running)
 
     async def _bind(self, h: HandlerInfo, args: dict[str, Any], name: str,
                     call_span: Span | None) -> dict[str, Any]:
