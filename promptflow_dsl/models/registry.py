@@ -5,7 +5,8 @@ in the handler's own module to a declared id (``default`` is ``local/smollm2``
 when no module declares it).  The run configuration may replace the id of a
 name (``--model ID`` replaces ``default``, ``--model NAME=ID`` a named one,
 keeping the declared parameters) or supply a ready backend (tests).  Built-in
-ids: ``echo`` and ``local/smollm2``; any other id goes to litellm.
+ids: ``echo`` and ``local/smollm2``; any other id goes to litellm.  A backend given
+in the configuration is looked up by model name first, then by id.
 
 Generation parameters are merged: the model declaration's, then the handler's
 ``params``.  ``api_base`` and ``api_key_env`` configure the backend; a model
@@ -67,7 +68,9 @@ class ModelRegistry:
         model_id = self.config.models.get(name) or (info.model_id if info else LOCAL_ID)
         params = dict(info.params) if info else {}
         self.used[name] = model_id
-        given = self.config.backends.get(model_id) or self.config.backends.get(name)
+        given = self.config.backends.get(name) or self.config.backends.get(model_id)
+        if given is None and self.config.intercept is not None:
+            given = self.config.intercept(name, model_id)
         if given is not None:
             return model_id, given, params
         api_base = params.get("api_base")
@@ -75,6 +78,8 @@ class ModelRegistry:
         backend = self._backends.get(cache_key)
         if backend is None:
             backend = self._create(model_id, params)
+            if self.config.wrap is not None:
+                backend = self.config.wrap(name, backend)
             self._backends[cache_key] = backend
         if "concurrency" in params and model_id not in self._limits:
             self._limits[model_id] = asyncio.Semaphore(max(1, int(params["concurrency"])))

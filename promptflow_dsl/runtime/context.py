@@ -50,6 +50,28 @@ class RunConfig:
     backends: dict[str, Backend] = field(default_factory=dict)
     sequential: bool = False
     progress: Callable[[int, int], None] | None = None  # (calls finished, calls running)
+    mocked: dict[str, Any] = field(default_factory=dict)  # handler key -> constant result
+    # (model name, model id) -> a backend to use instead of the real one, or None; tests use
+    # it to refuse models they did not mock.
+    intercept: Callable[[str, str], Backend | None] | None = None
+    # (model name, backend) -> the backend to use; `pflow test --record` wraps real models.
+    wrap: Callable[[str, Backend], Backend] | None = None
+
+
+class ScriptError(ModelError):
+    """A test's stand-in for a model refused a call; the message is shown as it is."""
+
+    def __init__(self, model: str, message: str) -> None:
+        super().__init__(model, message)
+        self.args = (message,)
+
+
+class NotMocked(ScriptError):
+    """A test reached a model it did not mock (and the test is not ``live``)."""
+
+    def __init__(self, name: str, test: str) -> None:
+        super().__init__(name, f"test \"{test}\" calls model '{name}', which it does not mock: "
+                               f"add `mock model {name} replies [...]`, or mark the test `live`")
 
 
 class RunContext:
@@ -103,6 +125,11 @@ class RunContext:
         self.calls[key] += 1
         decl = h.decl
         step = self.trace.start(name, h.kind, caller, inputs, decl.span.file, decl.span.line)
+        if key in self.config.mocked:
+            result = self._check_result(h, self.config.mocked[key], name)
+            self.trace.event(step, "mock", f"mocked: returns {result!r}")
+            self.trace.finish(step, "ok", output=result, latency_ms=0.0)
+            return result
         started = time.perf_counter()
         self._report(+1, 0)
         try:
@@ -223,6 +250,8 @@ class RunContext:
                 data, hit = await self.cache.get_or_compute(key, compute, self.config.cache)
             else:
                 data, hit = await compute(), False
+        except ScriptError as exc:
+            raise RunError(str(exc.args[0]), span=h.decl.name_span, handler=name) from None
         except ModelError as exc:
             raise RunError(f"model '{model_id}' failed for {h.kind} '{name}': {exc}",
                            span=h.decl.name_span, handler=name) from None
