@@ -117,6 +117,15 @@ class ModelError(Exception):
         self.retryable = retryable
 
 
+class ScriptError(ModelError):
+    """A test's stand-in for a model refused a call (no scripted reply left, no mock, a
+    recording that no longer matches); the message is shown to the user as it is."""
+
+    def __init__(self, model: str, message: str) -> None:
+        super().__init__(model, message)
+        self.args = (message,)
+
+
 class CapabilityError(ModelError):
     """The model cannot do what was asked and no emulation exists (e.g. scoring without log-probs)."""
 

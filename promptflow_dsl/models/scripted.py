@@ -6,7 +6,7 @@ mapping a handler name to its queue, with the key ``None`` for the shared queue.
 call passes the calling handler as ``GenParams.extra["pflow_handler"]``; its own
 queue is used first, then the shared one. ``chat``, ``complete`` and ``stream``
 all take the next reply (a stream yields it in chunks that end at whitespace, then
-a final event with usage). Running out raises :class:`ModelError`; leftovers are
+a final event with usage). Running out raises :class:`ScriptError`; leftovers are
 not an error. Every call is recorded in ``.calls``. No log-probabilities, no
 embeddings: ``score`` and ``embed`` raise :class:`CapabilityError`.
 """
@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
-from .base import Capabilities, GenParams, Message, ModelError, Reply, Scored, StreamEvent, Usage
+from .base import Capabilities, GenParams, Message, Reply, Scored, ScriptError, StreamEvent, Usage
 from .emulate import no_embeddings, no_scoring, whitespace_chunks, word_usage
 
 HANDLER_KEY = "pflow_handler"
@@ -76,7 +76,7 @@ class ScriptedBackend:
         elif self.shared:
             text = self.shared.popleft()
         else:
-            raise ModelError(self.model_id, f"no scripted replies left for model {self.model_id} "
+            raise ScriptError(self.model_id, f"no scripted replies left for model {self.model_id} "
                                             f"(handler {handler or '-'})")
         self.calls.append(ScriptedCall(kind, tuple(messages) if messages is not None else None,
                                        prefix, handler, params, text))

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..check.program import CheckedModule, CheckedProgram, HandlerInfo, Resolved
 from ..diagnostics import Span
-from ..models.base import Backend, GenParams, Message, ModelError, Reply
+from ..models.base import Backend, GenParams, Message, ModelError, Reply, ScriptError
 from ..syntax import ast
 from .cache import CacheMode, ResponseCache, cache_key
 from .errors import RunError
@@ -56,14 +56,6 @@ class RunConfig:
     intercept: Callable[[str, str], Backend | None] | None = None
     # (model name, backend) -> the backend to use; `pflow test --record` wraps real models.
     wrap: Callable[[str, Backend], Backend] | None = None
-
-
-class ScriptError(ModelError):
-    """A test's stand-in for a model refused a call; the message is shown as it is."""
-
-    def __init__(self, model: str, message: str) -> None:
-        super().__init__(model, message)
-        self.args = (message,)
 
 
 class NotMocked(ScriptError):

@@ -18,10 +18,18 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from ..models.base import Backend, GenParams, Message, Reply, Scored, StreamEvent, Usage
+from ..models.base import (
+    Backend,
+    GenParams,
+    Message,
+    Reply,
+    Scored,
+    ScriptError,
+    StreamEvent,
+    Usage,
+)
 from ..models.emulate import INTERNAL_PREFIX, whitespace_chunks
 from ..runtime.cache import cache_key
-from ..runtime.context import ScriptError
 
 REPLAY_FORMAT = 1
 
