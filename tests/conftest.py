@@ -6,19 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parent.parent
-SHARED_EXAMPLES = REPO.parent / "shared" / "spec" / "examples"
+from corpus_paths import REPO
 
 os.environ.setdefault("NO_COLOR", "1")
-
-
-def corpus_files() -> list[Path]:
-    """Every .pflow file the project promises to check: examples/, stdlib/, the spec's examples."""
-    files = sorted((REPO / "examples").rglob("*.pflow")) + sorted((REPO / "stdlib").rglob("*.pflow"))
-    if SHARED_EXAMPLES.is_dir():
-        files += sorted(SHARED_EXAMPLES.glob("*.pflow"))
-    return files
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import REPO, corpus_files
+from corpus_paths import REPO, corpus_files
 
 import promptflow_dsl as pf
 

@@ -9,7 +9,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from corpus_paths import REPO
 
 PROGRAM = 'import std.text\nflow f(q: str) -> list[str] {\n  return text.split_words(text=q)\n}\n'
 

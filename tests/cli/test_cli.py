@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import SHARED_EXAMPLES
+from corpus_paths import SHARED_EXAMPLES
 
 from promptflow_dsl import cli
 

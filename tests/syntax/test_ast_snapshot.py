@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SHARED_EXAMPLES
+from corpus_paths import REPO, SHARED_EXAMPLES
 
 from promptflow_dsl.syntax import parse_module, read_source
 from promptflow_dsl.syntax.dump import dump
