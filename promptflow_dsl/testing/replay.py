@@ -135,7 +135,7 @@ class Replayer:
         self.model_id = name
         self.name = name
         self.test = test
-        self.calls = [c for c in calls if c.get("model") == name]
+        self.calls = [c for c in calls if c.get("model") == name and c.get("kind") != "capabilities"]
         self.capabilities = capabilities
         self.index = 0
 
