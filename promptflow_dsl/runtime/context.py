@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..check.program import CheckedModule, CheckedProgram, HandlerInfo, Resolved
 from ..diagnostics import Span
-from ..models.base import Backend, GenParams, Message, ModelError, Reply, ScriptError
+from ..models.base import Backend, GenParams, Message, ModelError, Reply, Scored, ScriptError
 from ..syntax import ast
 from .cache import CacheMode, ResponseCache, cache_key
 from .errors import RunError
@@ -212,28 +212,31 @@ class RunContext:
             plan = self._plans[h.key] = build_plan(self.program, h)
         return plan
 
-    async def generate(self, h: HandlerInfo, model_name: str | None, messages: list[Message],
-                       params: GenParams) -> tuple[Reply, bool, str]:
-        """One chat call for handler ``h``: through the cache, the limits and the transport.
+    def backend_for(self, h: HandlerInfo, model_name: str | None) -> tuple[str, Backend, dict[str, Any]]:
+        """(model id, backend, declared model parameters) for a model used by handler ``h``."""
+        return self.registry.resolve(self.program.module_of(h.key), model_name)
 
-        Returns the reply, whether it came from the cache, and the model id used.
-        Raises :class:`RunError` when the model fails for good.
+    async def _model_call(self, h: HandlerInfo, model_name: str | None, kind: str,
+                          payload: dict[str, Any], params: GenParams | None,
+                          call: Callable[[Backend, GenParams | None], Any]
+                          ) -> tuple[dict[str, Any], bool, str]:
+        """One model call for handler ``h`` through the cache, the limits and the backend.
+
+        ``call(backend, merged_params)`` returns the JSON-able result to cache.  Returns
+        (result, cache hit, model id).  Raises :class:`RunError` when the model fails.
         """
-        mod = self.program.module_of(h.key)
-        model_id, backend, model_params = self.registry.resolve(mod, model_name)
-        merged = self.registry.gen_params(model_params, params)
-        payload = {"messages": [m.as_dict() for m in messages], "params": merged.cache_view()}
-        key = cache_key(model_id, "chat", payload, self._sample(model_id, payload, merged))
+        model_id, backend, model_params = self.backend_for(h, model_name)
+        merged = self.registry.gen_params(model_params, params) if params is not None else None
+        if merged is not None:
+            payload = {**payload, "params": merged.cache_view()}
+        sample = self._sample(model_id, payload, merged) if merged is not None else 0
+        key = cache_key(model_id, kind, payload, sample)
         name = self.program.display_name(h.key)
 
         async def compute() -> dict[str, Any]:
             # Backends own their transport (timeouts, retries with backoff).
             async with self.limit, self.registry.model_limit(model_id):
-                reply = await backend.chat(messages, merged)
-            return {"text": reply.text, "model": reply.model, "finish_reason": reply.finish_reason,
-                    "usage": {"prompt_tokens": reply.usage.prompt_tokens,
-                              "completion_tokens": reply.usage.completion_tokens,
-                              "cost": reply.usage.cost}}
+                return await call(backend, merged)
 
         use_cache = self.cache is not None and h.details.get("cache", True)
         try:
@@ -247,15 +250,76 @@ class RunContext:
         except ModelError as exc:
             raise RunError(f"model '{model_id}' failed for {h.kind} '{name}': {exc}",
                            span=h.decl.name_span, handler=name) from None
+        return data, hit, model_id
+
+    @staticmethod
+    def _reply_data(reply: Reply) -> dict[str, Any]:
+        return {"text": reply.text, "model": reply.model, "finish_reason": reply.finish_reason,
+                "usage": {"prompt_tokens": reply.usage.prompt_tokens,
+                          "completion_tokens": reply.usage.completion_tokens,
+                          "cost": reply.usage.cost}}
+
+    @staticmethod
+    def _reply_of(data: dict[str, Any], model_id: str) -> Reply:
         from ..models.base import Usage
 
-        usage = Usage(**data.get("usage") or {})
-        return Reply(data["text"], data.get("model") or model_id, usage,
-                     data.get("finish_reason")), hit, model_id
+        return Reply(data["text"], data.get("model") or model_id, Usage(**data.get("usage") or {}),
+                     data.get("finish_reason"))
 
-    def _sample(self, model_id: str, payload: dict[str, Any], params: GenParams) -> int:
+    async def generate(self, h: HandlerInfo, model_name: str | None, messages: list[Message],
+                       params: GenParams) -> tuple[Reply, bool, str]:
+        """One chat call for handler ``h``.  Returns (reply, cache hit, model id).
+
+        Raises :class:`RunError` when the model fails for good.
+        """
+        async def call(backend: Backend, merged: GenParams | None) -> dict[str, Any]:
+            assert merged is not None
+            return self._reply_data(await backend.chat(messages, merged))
+
+        data, hit, model_id = await self._model_call(
+            h, model_name, "chat", {"messages": [m.as_dict() for m in messages]}, params, call)
+        return self._reply_of(data, model_id), hit, model_id
+
+    async def complete(self, h: HandlerInfo, model_name: str | None, prefix: str,
+                       params: GenParams) -> tuple[Reply, bool, str]:
+        """Continue ``prefix`` (raw completion, or the backend's documented emulation).
+
+        Returns (reply, cache hit, model id).  Raises :class:`RunError`.
+        """
+        async def call(backend: Backend, merged: GenParams | None) -> dict[str, Any]:
+            assert merged is not None
+            return self._reply_data(await backend.complete(prefix, merged))
+
+        data, hit, model_id = await self._model_call(h, model_name, "complete",
+                                                     {"prefix": prefix}, params, call)
+        return self._reply_of(data, model_id), hit, model_id
+
+    async def score(self, h: HandlerInfo, model_name: str | None, prefix: str,
+                    continuations: list[str]) -> tuple[list[Scored], bool, str]:
+        """Log-probabilities of each continuation of ``prefix``.  Raises :class:`RunError`
+        (also when the model has no log-probabilities: check ``capabilities`` first)."""
+        async def call(backend: Backend, merged: GenParams | None) -> dict[str, Any]:
+            rows = await backend.score(prefix, continuations)
+            return {"scores": [{"text": r.text, "logprob": r.logprob, "tokens": r.tokens}
+                               for r in rows]}
+
+        data, hit, model_id = await self._model_call(
+            h, model_name, "score", {"prefix": prefix, "continuations": continuations}, None, call)
+        return [Scored(r["text"], r["logprob"], r["tokens"]) for r in data["scores"]], hit, model_id
+
+    async def embed(self, h: HandlerInfo, model_name: str | None, texts: list[str]
+                    ) -> tuple[list[list[float]], bool, str]:
+        """Embeddings of ``texts`` with model ``model_name``.  Raises :class:`RunError`."""
+        async def call(backend: Backend, merged: GenParams | None) -> dict[str, Any]:
+            return {"vectors": await backend.embed(texts)}
+
+        data, hit, model_id = await self._model_call(h, model_name, "embed", {"texts": texts},
+                                                     None, call)
+        return data["vectors"], hit, model_id
+
+    def _sample(self, model_id: str, payload: dict[str, Any], params: GenParams | None) -> int:
         """The n-th identical request of this run at temperature > 0 gets sample index n."""
-        if not params.temperature:
+        if params is None or not params.temperature:
             return 0
         k = cache_key(model_id, "chat", payload, 0)
         n = self._samples[k]
