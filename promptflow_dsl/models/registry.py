@@ -27,7 +27,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..runtime.context import RunConfig
 
 LOCAL_ID = "local/smollm2"
-_BACKEND_KEYS = ("api_base", "api_key_env", "completion", "concurrency")
+_BACKEND_KEYS = ("api_base", "api_key_env", "completion", "concurrency", "client", "timeout",
+                 "num_retries")
 _GEN_FIELDS = ("temperature", "max_tokens", "top_p", "seed")
 
 _local: Backend | None = None
@@ -92,13 +93,15 @@ class ModelRegistry:
             return EchoBackend()
         if model_id == LOCAL_ID:
             return local_backend()
+        from .openai_http import OpenAIHTTPBackend, uses_fast_path
         from .remote import LiteLLMBackend
 
         # The model's own `timeout` / `num_retries` parameters win over the run's defaults.
         timeout = None if "timeout" in params else self.config.timeout
         attempts = None if "num_retries" in params else self.config.max_attempts
-        backend = LiteLLMBackend(model_id, params, api_base=params.get("api_base"),
-                                 timeout=timeout, max_attempts=attempts)
+        cls = OpenAIHTTPBackend if uses_fast_path(model_id, params) else LiteLLMBackend
+        backend = cls(model_id, params, api_base=params.get("api_base"), timeout=timeout,
+                      max_attempts=attempts)
         self._owned.append(backend)
         return backend
 
@@ -132,7 +135,7 @@ class ModelRegistry:
         for b in self._owned:
             with contextlib.suppress(Exception):
                 await b.aclose()
-        if self._owned:
+        if any(type(b).__name__ == "LiteLLMBackend" for b in self._owned):
             from .remote import close_litellm_clients
 
             with contextlib.suppress(Exception):

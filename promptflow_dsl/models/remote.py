@@ -78,7 +78,7 @@ _CAP_NAMES = frozenset(f.name for f in fields(Capabilities))
 
 #: model parameters that configure this layer and are never sent to a provider
 CONFIG_KEYS = frozenset({"api_base", "api_key", "api_key_env", "concurrency", "num_retries",
-                         "timeout", "n_ctx", "authorization"}) | _CAP_NAMES
+                         "timeout", "n_ctx", "authorization", "client"}) | _CAP_NAMES
 
 _OPENAI_SCHEMA_FAMILIES = re.compile(r"^(gpt-4o|gpt-4\.1|gpt-5|o1|o3|o4|chatgpt-4o)")
 _PREFILL_PROVIDERS = frozenset({"anthropic", "bedrock_anthropic"})
@@ -309,13 +309,27 @@ class LiteLLMBackend:
                                   base_delay=self.base_delay, max_delay=self.max_delay,
                                   timeout=self.timeout, sleep=self._sleep)
 
+    # -- the wire: overridden by the lean OpenAI-compatible client -------------------
+
+    async def _acompletion(self, kw: dict[str, Any]) -> Any:
+        """A chat completion (``kw["stream"]``: an async iterator of chunks)."""
+        return await load_litellm().acompletion(**kw)
+
+    async def _atext_completion(self, kw: dict[str, Any]) -> Any:
+        return await load_litellm().atext_completion(**kw)
+
+    async def _aembedding(self, texts: list[str], kw: dict[str, Any]) -> Any:
+        return await load_litellm().aembedding(model=self.model_id, input=texts, **kw)
+
+    async def _close_stream(self, response: Any) -> None:
+        await _close_stream(response)
+
     # -- operations ------------------------------------------------------------
 
     async def chat(self, messages: list[Message], params: GenParams) -> Reply:
         """Raises :class:`ModelError` after retries."""
-        litellm = load_litellm()
         kw = self._chat_request(messages, params)
-        response = await self._call(lambda: litellm.acompletion(**kw))
+        response = await self._call(lambda: self._acompletion(kw))
         choice = self._first_choice(response)
         message = _get(choice, "message")
         text = _get(message, "content")
@@ -332,13 +346,12 @@ class LiteLLMBackend:
         return choices[0]
 
     async def _text_completion(self, prompt: str, params: GenParams, **extra: Any) -> Any:
-        litellm = load_litellm()
         kw = self._gen(params)
         kw.update(extra)
         kw.update(self._connection())
         kw["model"] = self._text_model()
         kw["prompt"] = prompt
-        return await self._call(lambda: litellm.atext_completion(**kw))
+        return await self._call(lambda: self._atext_completion(kw))
 
     async def complete(self, prefix: str, params: GenParams) -> Reply:
         """Continue ``prefix``; emulated through chat where completion is missing.
@@ -367,11 +380,10 @@ class LiteLLMBackend:
             text = cont.finish(reply.text) if cont else reply.text
             yield StreamEvent(text, usage=reply.usage, finish_reason=reply.finish_reason or "stop")
             return
-        litellm = load_litellm()
         kw = self._chat_request(messages, params)
         kw["stream"] = True
         kw["stream_options"] = {"include_usage": True}
-        response = await self._call(lambda: litellm.acompletion(**kw))
+        response = await self._call(lambda: self._acompletion(kw))
         usage: Usage | None = None
         finish: str | None = None
         chunks = 0
@@ -403,7 +415,7 @@ class LiteLLMBackend:
                                             f"{failure.description}", status=failure.status,
                              retryable=failure.retryable) from exc
         finally:
-            await _close_stream(response)
+            await self._close_stream(response)
         tail = cont.flush() if cont is not None else ""
         if usage is not None:
             usage.cost = self._cost_of_usage(usage)
@@ -449,10 +461,9 @@ class LiteLLMBackend:
         """Raises :class:`CapabilityError` for a non-embedding model, :class:`ModelError`."""
         if not self.capabilities.embeddings:
             raise no_embeddings(self.model_id)
-        litellm = load_litellm()
         kw = self._connection()
         kw.pop("max_retries", None)
-        response = await self._call(lambda: litellm.aembedding(model=self.model_id, input=texts, **kw))
+        response = await self._call(lambda: self._aembedding(texts, kw))
         data = _get(response, "data") or []
         vectors = [list(_get(d, "embedding") or []) for d in data]
         if len(vectors) != len(texts) or any(not v for v in vectors):

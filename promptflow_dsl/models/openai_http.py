@@ -1,0 +1,185 @@
+"""A lean client for OpenAI-compatible endpoints: the fast path most calls take.
+
+Models named ``openai/NAME`` (OpenAI itself, or any OpenAI-compatible server given
+by ``api_base``: vLLM, Ollama, llama.cpp servers...) and ``text-completion-openai/NAME``
+are served by :class:`OpenAIHTTPBackend`, which speaks the protocol directly over
+one pooled ``aiohttp`` session per event loop, instead of going through litellm
+(whose per-call work — cost-map look-ups, logging payloads, SDK request building —
+costs several milliseconds of CPU per call, and whose import costs seconds).
+
+Everything above the wire is shared with :class:`~.remote.LiteLLMBackend`, which
+this class extends: request building, capabilities (the static table), retries and
+timeouts (:mod:`.transport`), error classification, streaming, scoring and the
+emulations.  Only the four wire calls are replaced, so results, usage, errors and
+retries are the same either way (a conformance test runs every fake-server
+scenario through both).  Cost comes from the small price table in :mod:`.prices`.
+Set the model parameter ``client: "litellm"`` (or ``PFLOW_CLIENT=litellm``) to use
+litellm for these models too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import weakref
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from .base import Capabilities, Usage
+from .prices import cost_of
+from .remote import LiteLLMBackend, capabilities_for, split_provider
+
+OPENAI_BASE = "https://api.openai.com/v1"
+FAST_PREFIXES = ("openai/", "text-completion-openai/")
+_NOT_SENT = frozenset({"num_retries", "max_retries", "timeout", "api_base", "api_key",
+                       "extra_body", "model"})
+
+_sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+
+
+def uses_fast_path(model_id: str, params: Mapping[str, Any]) -> bool:
+    """Whether ``model_id`` goes through this client (not litellm)."""
+    if str(params.get("client", os.environ.get("PFLOW_CLIENT", ""))).lower() == "litellm":
+        return False
+    return model_id.startswith(FAST_PREFIXES)
+
+
+class HTTPStatusError(Exception):
+    """A non-2xx reply; ``status_code`` and ``headers`` drive retry classification."""
+
+    def __init__(self, status: int, headers: Mapping[str, str], body: str) -> None:
+        detail = body.strip()
+        try:
+            data = json.loads(detail)
+            detail = str((data.get("error") or {}).get("message") or data.get("error") or detail)
+        except (ValueError, AttributeError):
+            pass
+        super().__init__(detail[:300] or f"HTTP {status}")
+        self.status_code = status
+        self.headers = dict(headers)
+
+
+def _session() -> Any:
+    import aiohttp
+
+    loop = asyncio.get_running_loop()
+    session = _sessions.get(loop)
+    if session is None or session.closed:
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+        session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
+        _sessions[loop] = session
+    return session
+
+
+async def close_session() -> None:
+    """Close this event loop's pooled session (the end of a run)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    session = _sessions.pop(loop, None)
+    if session is not None and not session.closed:
+        await session.close()
+
+
+class _SSE:
+    """The chunks of a streamed completion, as dicts; ``aclose`` releases the response."""
+
+    def __init__(self, response: Any) -> None:
+        self.response = response
+        self._lines = response.content.__aiter__()
+
+    def __aiter__(self) -> _SSE:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        while True:
+            raw = await self._lines.__anext__()  # StopAsyncIteration ends the stream
+            line = raw.decode("utf-8", errors="replace").strip()
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                raise StopAsyncIteration
+            return json.loads(data)
+
+    async def aclose(self) -> None:
+        self.response.release()
+
+
+class OpenAIHTTPBackend(LiteLLMBackend):
+    """An OpenAI-compatible model over plain HTTP (see the module docstring)."""
+
+    @property
+    def capabilities(self) -> Capabilities:
+        if self._capabilities is None:
+            self._capabilities = capabilities_for(self.model_id, self._cap_params, self.api_base,
+                                                  ask_litellm=False)
+        return self._capabilities
+
+    def __repr__(self) -> str:
+        return f"OpenAIHTTPBackend({self.model_id!r}, api_base={self.api_base!r})"
+
+    # -- the wire ------------------------------------------------------------------
+
+    def _request(self, kw: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:
+        base = str(kw.get("api_base") or self.api_base or OPENAI_BASE).rstrip("/")
+        headers = {"Content-Type": "application/json"}
+        key = kw.get("api_key") or (None if self.api_base else os.environ.get("OPENAI_API_KEY"))
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        body = {k: v for k, v in kw.items() if k not in _NOT_SENT}
+        body.update(kw.get("extra_body") or {})
+        body["model"] = split_provider(str(kw.get("model") or self.model_id))[1]
+        return base, headers, body
+
+    async def _post(self, path: str, kw: dict[str, Any], *, stream: bool = False) -> Any:
+        base, headers, body = self._request(kw)
+        session = _session()
+        response = await session.post(base + path, data=json.dumps(body).encode(),
+                                      headers=headers)
+        if response.status >= 300:
+            text = await response.text(errors="replace")
+            response.release()
+            raise HTTPStatusError(response.status, response.headers, text)
+        if stream:
+            return _SSE(response)
+        raw = await response.read()
+        response.release()
+        return json.loads(raw)
+
+    async def _acompletion(self, kw: dict[str, Any]) -> Any:
+        return await self._post("/chat/completions", kw, stream=bool(kw.get("stream")))
+
+    async def _atext_completion(self, kw: dict[str, Any]) -> Any:
+        return await self._post("/completions", kw)
+
+    async def _aembedding(self, texts: list[str], kw: dict[str, Any]) -> Any:
+        return await self._post("/embeddings", {**kw, "input": texts})
+
+    async def _close_stream(self, response: Any) -> None:
+        close = getattr(response, "aclose", None)
+        if close is not None:
+            await close()
+
+    # -- cost ----------------------------------------------------------------------
+
+    def _cost(self, response: Any) -> float | None:
+        usage = (response or {}).get("usage") if isinstance(response, dict) else None
+        if not usage:
+            return None
+        return self._cost_of_usage(Usage(int(usage.get("prompt_tokens") or 0),
+                                         int(usage.get("completion_tokens") or 0)))
+
+    def _cost_of_usage(self, usage: Usage) -> float | None:
+        if self.api_base:
+            return None  # a self-hosted server: no list price
+        return cost_of(self.model_id, usage.prompt_tokens, usage.completion_tokens)
+
+    async def aclose(self) -> None:
+        await close_session()
+
+
+async def iterate(stream: AsyncIterator[Any]) -> list[Any]:  # pragma: no cover - debugging aid
+    return [c async for c in stream]
