@@ -320,6 +320,15 @@ def check_decompose(env: ModuleEnv, d: ast.DecomposeDecl, sig: Signature) -> dic
             env.warn(d.prompt.span if d.prompt else d.name_span,
                      f"the few-shot examples use handler{'s' if len(unknown) > 1 else ''} "
                      f"{', '.join(unknown)} not listed in `handlers`")
+        known_ops = ("select", "foreach", "project_values", "foreach_merge",
+                     "project_values_flat_unique", "filter")  # = runtime.decompose_ops.OPS
+        bad_ops = sorted({op.strip() for line in fewshot.splitlines()
+                          if (m := _STEP.match(line)) and (op := m.group("op")) is not None
+                          and op.strip().lower() not in known_ops})
+        if bad_ops:
+            env.warn(d.prompt.span if d.prompt else d.name_span,
+                     f"the few-shot examples use unknown op{'s' if len(bad_ops) > 1 else ''} "
+                     f"{', '.join(f'({op})' for op in bad_ops)}; ops: {', '.join(known_ops)}")
     check_positive(env, d.max_steps, "max_steps")
     check_positive(env, d.max_depth, "max_depth")
     details["max_steps"] = d.max_steps.value if d.max_steps else 10
@@ -342,6 +351,12 @@ def check_route(env: ModuleEnv, d: ast.RouteDecl, sig: Signature, ec: ExprChecke
     elif by not in ROUTERS:
         env.err(d.by.span, f"unknown router '{by}' (expected embedding, llm or rule)")
     details["by"] = by
+    # `retries` (re-asks of the llm router and of an expert's reply): the route's own clause
+    # once the syntax has one, else the default.
+    retries = getattr(d, "retries", None)
+    if retries is not None:
+        check_positive(env, retries, "retries", 0)
+    details["retries"] = retries.value if retries is not None else DEFAULT_RETRIES
     if d.embed is not None:
         if by != "embedding":
             env.err(d.embed.span, "`embed` is only used by `by embedding`")
@@ -385,7 +400,10 @@ def check_route(env: ModuleEnv, d: ast.RouteDecl, sig: Signature, ec: ExprChecke
             env.err(d.auto.span, "`experts auto` needs `by embedding`")
         check_positive(env, d.auto.max_k, "max", 2)
         rows = read_jsonl(env, d.auto.path, "training file", need_io=True)
-        details["auto"] = {"max_k": d.auto.max_k.value, "rows": len(rows or [])}
+        path = env.project.resolve_file(env.path, d.auto.path.value, d.auto.path.span,
+                                        "training file")[0] if rows is not None else None
+        details["auto"] = {"max_k": d.auto.max_k.value, "rows": len(rows or []),
+                           "demos": rows, "path": str(path) if path is not None else None}
         if rows is not None and len(rows) < d.auto.max_k.value:
             env.err(d.auto.max_k.span, f"max {d.auto.max_k.value} experts but the training file "
                                        f"has only {len(rows)} rows")

@@ -196,9 +196,17 @@ class CheckedProgram:
         Raises ``KeyError`` for an unknown handler and
         :class:`promptflow_dsl.plan.PlanError` for a cycle among data edges.
         """
-        from ..plan import build_plan
+        return self.plan_of(self.handler(name))
 
-        return build_plan(self, self.handler(name))
+    def plan_of(self, handler: HandlerInfo) -> Plan:
+        """The plan of ``handler``, built once per program (plans are never modified)."""
+        cache = self.__dict__.setdefault("_plans", {})
+        plan = cache.get(handler.key)
+        if plan is None:
+            from ..plan import build_plan
+
+            plan = cache[handler.key] = build_plan(self, handler)
+        return plan
 
     # ------------------------------------------------------------ running
 

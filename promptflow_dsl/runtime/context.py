@@ -86,6 +86,7 @@ class RunContext:
         self._samples: Counter[str] = Counter()
         self._handlers = program.all_handlers()
         self._plans: dict[str, Plan] = {}
+        self._statements: dict[str, tuple[dict[str, set[str]], list[str]]] = {}
         self._running = 0
         self._finished = 0
 
@@ -187,6 +188,14 @@ class RunContext:
             from .executor import run_flow
 
             return await run_flow(self, h, inputs, step)
+        if h.kind == "decompose":
+            from .decompose import run_decompose
+
+            return await run_decompose(self, h, inputs, step)
+        if h.kind == "route":
+            from .route import run_route
+
+            return await run_route(self, h, inputs, step)
         raise RunError(f"{h.kind} handlers cannot run yet in this version of pflow "
                        f"('{self.program.display_name(h.key)}')", span=h.decl.name_span)
 
@@ -203,13 +212,20 @@ class RunContext:
                 value = self.trace.scrub(value)
             setattr(step, name, value)
 
+    def statements_of(self, h: HandlerInfo) -> tuple[dict[str, set[str]], list[str]]:
+        """A flow's statement dependencies and order, folded from its plan once per run."""
+        folded = self._statements.get(h.key)
+        if folded is None:
+            from .executor import statement_graph
+
+            folded = self._statements[h.key] = statement_graph(self.plan_of(h))
+        return folded
+
     def plan_of(self, h: HandlerInfo) -> Plan:
         """The (cached) plan of a flow."""
         plan = self._plans.get(h.key)
         if plan is None:
-            from ..plan import build_plan
-
-            plan = self._plans[h.key] = build_plan(self.program, h)
+            plan = self._plans[h.key] = self.program.plan_of(h)
         return plan
 
     def backend_for(self, h: HandlerInfo, model_name: str | None) -> tuple[str, Backend, dict[str, Any]]:

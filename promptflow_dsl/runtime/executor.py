@@ -114,8 +114,7 @@ async def run_flow(ctx: RunContext, h: HandlerInfo, inputs: dict[str, Any], step
     """
     decl = h.decl
     assert isinstance(decl, ast.FlowDecl)
-    plan = ctx.plan_of(h)
-    deps, order = statement_graph(plan)
+    deps, order = ctx.statements_of(h)
     exprs: dict[str, ast.Expr] = {}
     for st in decl.body:
         exprs["return" if isinstance(st, ast.Return) else st.name] = st.value

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from ..check.program import HandlerInfo
@@ -32,18 +33,23 @@ if TYPE_CHECKING:  # pragma: no cover
 _FENCE = re.compile(r"^```[a-zA-Z]*\s*\n?(.*?)\n?```\s*$", re.S)
 
 
+@lru_cache(maxsize=1024)
+def compiled(source: str) -> Any:
+    """The compiled template for ``source`` (compiling costs far more than rendering)."""
+    return template_env().from_string(source)
+
+
 def render_messages(h: HandlerInfo, inputs: dict[str, Any]) -> list[Message]:
     """Render a prompt's messages.  Raises :class:`RunError` if a template fails at run time."""
     decl = h.decl
     assert isinstance(decl, ast.PromptDecl)
-    env = template_env()
     variables = {k: for_template(v) for k, v in inputs.items()}
     if h.details.get("demos") is not None:
         variables["demos"] = for_template(h.details["demos"])
     out = []
     for msg in decl.messages:
         try:
-            text = env.from_string(msg.text.value).render(**variables)
+            text = compiled(msg.text.value).render(**variables)
         except Exception as exc:  # a template error at run time (e.g. a none attribute)
             raise RunError(f"{msg.role} message of '{decl.name}' failed to render: {exc}",
                            span=msg.text.span, handler=decl.name) from None

@@ -1,0 +1,134 @@
+"""Running a ``route`` handler (Mixture-of-Prompts): choose an expert, then call it.
+
+The router (``promptflow_dsl.routing.routers``) picks one expert for the input; the
+choice is recorded in ``RunContext.routed`` (what ``routed(route)`` reads in tests),
+as a ``route`` event on the route's trace step (with the distance to every expert
+for ``by embedding``, the rules tried for ``by rule``) and in the step's
+``extra["route"]``.
+
+An instruction expert is one chat call, traced as a step ``route[expert]`` of kind
+``expert``: its instruction as the system message (none when empty), each demo as
+a user / assistant turn, then the input as the user message.  The reply is parsed
+and validated against the route's return type as a prompt's is (JSON for non-text
+types, natively where the model can), re-asked up to the route's ``retries``.  The
+expert answers on its own ``model``, else the route's, else ``default``.  A
+delegating expert calls its handler with the input as its first argument.
+
+Preparing a ``by embedding`` route (embedding the demos, assigning automatic
+experts) happens once per route and run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from typing import TYPE_CHECKING, Any
+
+from ..check.types import STR, LiteralType, OptionalType, StrType, Type, json_schema
+from ..models.base import GenParams, Message
+from ..models.emulate import json_via_instructions
+from .errors import RunError
+from .prompt import parse_reply
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..check.program import HandlerInfo
+    from ..routing.experts import Expert, RouteSpec
+    from ..routing.prepare import PreparedRoute
+    from .context import RunContext
+    from .trace import Step
+
+_prepared: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def _is_text(t: Type) -> bool:
+    return isinstance(t.inner if isinstance(t, OptionalType) else t, StrType)
+
+
+async def prepared_route(ctx: RunContext, h: HandlerInfo, step: Step | None = None
+                         ) -> PreparedRoute:
+    """The prepared ``by embedding`` route ``h`` of this run (prepared on first use)."""
+    try:
+        from ..routing.prepare import prepare
+    except ImportError as exc:  # numpy missing
+        raise RunError(f"`by embedding` routes need numpy ({exc}); install it with "
+                       f"`pip install numpy`", span=h.decl.name_span, handler=h.name) from None
+    state = _prepared.setdefault(ctx, {})
+    lock = state.setdefault(("lock", h.key), asyncio.Lock())
+    async with lock:
+        prep = state.get(h.key)
+        if prep is None:
+            prep = state[h.key] = await prepare(ctx, h)
+            if step is not None and prep.embedder is not None:
+                n = sum(len(e.demos) for e in prep.experts)
+                auto = f"; {len(prep.experts)} automatic experts" if prep.assignment else ""
+                ctx.trace.event(step, "embed", f"{n} demo inputs placed with the {prep.embedder.label} "
+                                               f"embedder ({prep.cache.hits} cached){auto}",
+                                embedder=prep.embedder.id, demos=n, cached=prep.cache.hits)
+    return prep
+
+
+def expert_messages(expert: Expert, text: str) -> list[Message]:
+    """An instruction expert's conversation: instruction, demo turns, then the input."""
+    from ..routing.experts import output_text
+
+    out = [Message("system", expert.instruction)] if expert.instruction else []
+    for d in expert.demos:
+        out += [Message("user", str(d["input"])), Message("assistant", output_text(d["output"]))]
+    out.append(Message("user", text))
+    return out
+
+
+async def call_expert(ctx: RunContext, spec: RouteSpec, expert: Expert, text: str,
+                      caller: str | None) -> Any:
+    """Run ``expert`` on ``text`` (see the module docstring).  Raises :class:`RunError`."""
+    from ..routing.routers import ask, gen_params
+
+    if expert.delegate is not None:
+        target = ctx.handler(expert.delegate)
+        first = target.signature.params[0].name
+        return await ctx.call(expert.delegate, {first: text},
+                              call_span=expert.delegate_span or spec.h.decl.name_span,
+                              caller=caller)
+    span = expert.span or spec.h.decl.name_span
+    step = ctx.trace.start(f"{spec.name}[{expert.name}]", "expert", caller, {spec.param: text},
+                           span.file, span.line)
+    ret = spec.h.signature.returns
+    model_name = spec.model_of(expert)
+    messages = expert_messages(expert, text)
+    params = gen_params(spec)
+    if not _is_text(ret) and not isinstance(ret, LiteralType):
+        schema = json_schema(ret)
+        _, backend, _ = ctx.backend_for(spec.h, model_name)
+        if backend.capabilities.json_schema:
+            params = GenParams(json_schema=schema, extra=params.extra)
+        else:
+            messages = json_via_instructions(messages, schema)
+    expected = ret.show() if ret != STR else "text"
+    try:
+        value = await ask(ctx, spec, model_name, messages, params, lambda t: parse_reply(t, ret),
+                          step, f"route '{spec.name}', expert '{expert.name}': the reply did not "
+                                f"match {expected}")
+    except RunError as exc:
+        ctx.trace.finish(step, "failed", error=exc.message)
+        raise
+    ctx.trace.finish(step, "ok", output=value)
+    return value
+
+
+async def run_route(ctx: RunContext, h: HandlerInfo, inputs: dict[str, Any], step: Step) -> Any:
+    """Run route ``h``: choose an expert, record the choice, call the expert."""
+    from ..routing.experts import route_spec
+    from ..routing.routers import choose
+
+    name = ctx.program.display_name(h.key)
+    if h.details.get("by") == "embedding":
+        prep = await prepared_route(ctx, h, step)
+        spec = prep.spec
+    else:
+        prep, spec = None, route_spec(h, name)
+    text = inputs[spec.param]
+    choice = await choose(ctx, spec, text, step, prep)
+    ctx.routed[h.key] = choice.expert
+    ctx.trace.event(step, "route", choice.summary(), **choice.as_dict())
+    step.extra["route"] = ctx.trace.scrub(choice.as_dict())
+    return await call_expert(ctx, spec, spec.expert(choice.expert), text, step.id)
