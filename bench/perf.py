@@ -259,7 +259,7 @@ def local_tokens_per_second() -> tuple[float, float]:
     folder = Path(tempfile.mkdtemp())
     (folder / "l.pflow").write_text(
         'model default = "local/smollm2" { max_tokens: 128, temperature: 0 }\n'
-        f'prompt story(x: str) -> str = "{{{{ x }}}}"\n')
+        'prompt story(x: str) -> str = "{{ x }}"\n')
     program = pf.load(folder / "l.pflow")
     config = RunConfig(cache=CacheMode.OFF, write_trace=False)
     program.run("story", config=config, x="warm up")
