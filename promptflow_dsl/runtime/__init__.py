@@ -95,15 +95,18 @@ async def arun(program: CheckedProgram, handler: str, inputs: dict[str, Any] | N
     trace_dir = config.trace_dir or default_trace_dir(root)
     value: Any = None
     failure: RunError | None = None
+    finished = False
     try:
         value = await ctx.call(h.key, values, call_span=None, caller=None)
+        finished = True
     except RunError as exc:
         failure = exc
     finally:
         models = {name: mid for name, mid in ctx.registry.used.items()}
-        trace = recorder.to_trace(output=value if failure is None else None,
-                                  status="ok" if failure is None else "failed",
-                                  error=str(failure) if failure else None, models=models)
+        ok = finished and failure is None
+        error = str(failure) if failure else (None if ok else "interrupted before it finished")
+        trace = recorder.to_trace(output=value if ok else None, status="ok" if ok else "failed",
+                                  error=error, models=models)
         path = None
         if config.write_trace:
             try:

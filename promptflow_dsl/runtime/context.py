@@ -196,6 +196,10 @@ class RunContext:
             from .route import run_route
 
             return await run_route(self, h, inputs, step)
+        if h.kind == "sketch":
+            from .sketch import run_sketch
+
+            return await run_sketch(self, h, inputs, step)
         raise RunError(f"{h.kind} handlers cannot run yet in this version of pflow "
                        f"('{self.program.display_name(h.key)}')", span=h.decl.name_span)
 
@@ -245,6 +249,8 @@ class RunContext:
         merged = self.registry.gen_params(model_params, params) if params is not None else None
         if merged is not None:
             payload = {**payload, "params": merged.cache_view()}
+        if model_params.get("api_base"):  # two servers behind one model id are two models
+            payload = {**payload, "api_base": str(model_params["api_base"])}
         sample = self._sample(model_id, payload, merged) if merged is not None else 0
         key = cache_key(model_id, kind, payload, sample)
         name = self.program.display_name(h.key)
@@ -264,7 +270,8 @@ class RunContext:
         except ScriptError as exc:
             raise RunError(str(exc.args[0]), span=h.decl.name_span, handler=name) from None
         except ModelError as exc:
-            raise RunError(f"model '{model_id}' failed for {h.kind} '{name}': {exc}",
+            detail = str(exc).removeprefix(f"{exc.model}: ")
+            raise RunError(f"model '{model_id}' failed for {h.kind} '{name}': {detail}",
                            span=h.decl.name_span, handler=name) from None
         return data, hit, model_id
 
@@ -341,6 +348,41 @@ class RunContext:
         n = self._samples[k]
         self._samples[k] += 1
         return n
+
+    async def stream_uncached(self, h: HandlerInfo, model_name: str | None, params: GenParams,
+                              open_stream: Callable[[Backend, GenParams], Any]) -> Any:
+        """Stream one generation for handler ``h`` (an async iterator of ``StreamEvent``).
+
+        ``open_stream(backend, merged_params)`` opens the backend's stream. Never read
+        from or written to the response cache: a consumer (the hook loop) may cut the
+        stream short, and a cut stream must never pass for a whole reply. The global
+        and per-model limits are held while the stream is awaited (opening it, waiting
+        for each event), not while the consumer works on an event, so a consumer may
+        call other handlers meanwhile without deadlocking on a slot. Closing the
+        iterator (``aclose``) closes the backend's stream (the local model stops and is
+        freed). Raises :class:`RunError` when the model fails.
+        """
+        model_id, backend, model_params = self.backend_for(h, model_name)
+        merged = self.registry.gen_params(model_params, params)
+        name = self.program.display_name(h.key)
+        events = open_stream(backend, merged)
+        try:
+            while True:
+                try:
+                    async with self.limit, self.registry.model_limit(model_id):
+                        event = await events.__anext__()
+                except StopAsyncIteration:
+                    return
+                except ScriptError as exc:
+                    raise RunError(str(exc.args[0]), span=h.decl.name_span, handler=name) from None
+                except ModelError as exc:
+                    raise RunError(f"model '{model_id}' failed for {h.kind} '{name}': {exc}",
+                                   span=h.decl.name_span, handler=name) from None
+                yield event
+        finally:
+            closer = getattr(events, "aclose", None)
+            if closer is not None:
+                await closer()
 
     # ------------------------------------------------------------ test counters
 

@@ -58,6 +58,7 @@ def user_traceback(exc: BaseException) -> str:
     frames = [f for f in traceback.extract_tb(exc.__traceback__)
               if not f.filename.startswith(_PACKAGE_DIR)
               and "/asyncio/" not in f.filename and "/concurrent/" not in f.filename
+              and not f.filename.startswith("<frozen")
               and not f.filename.endswith(("threading.py", "thread.py"))]
     lines = ["Traceback (most recent call last):"]
     lines.extend(line.rstrip("\n") for line in traceback.format_list(frames))

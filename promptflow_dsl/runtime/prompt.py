@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..check.program import HandlerInfo
 from ..check.templates import template_env
-from ..check.types import STR, LiteralType, OptionalType, StrType, Type, json_schema
+from ..check.types import STR, LiteralType, OptionalType, RecordType, StrType, Type, json_schema
 from ..models.base import GenParams, Message
 from ..models.emulate import json_via_instructions
 from ..syntax import ast
@@ -69,8 +69,10 @@ def parse_reply(text: str, t: Type) -> Any:
     """
     if _is_text(t):
         return text
-    if isinstance(t, LiteralType):
-        word = text.strip().strip("\"'`").strip().rstrip(".").strip()
+    lit = t.inner if isinstance(t, OptionalType) else t
+    if isinstance(lit, LiteralType):
+        t = lit
+        word = text.strip().rstrip(".").strip().strip("\"'`").strip().rstrip(".").strip()
         if word in t.values:
             return word
         for v in t.values:  # case-insensitive match, the values' own spelling returned
@@ -116,24 +118,34 @@ async def run_prompt(ctx: RunContext, h: HandlerInfo, inputs: dict[str, Any], st
     mod = ctx.program.module_of(h.key)
     _, backend, _ = ctx.registry.resolve(mod, model_name)
     params = GenParams(extra=dict(h.details.get("params") or {}) | {"pflow_handler": name})
-    structured = not _is_text(ret) and not isinstance(ret, LiteralType)
+    base = ret.inner if isinstance(ret, OptionalType) else ret
+    structured = not _is_text(ret) and not isinstance(base, LiteralType)
     if structured:
         schema = json_schema(ret)
-        if backend.capabilities.json_schema:
+        # Native structured output needs an object at the root (OpenAI's rule); other
+        # types are asked for through instructions.
+        if backend.capabilities.json_schema and isinstance(ret, RecordType):
             params = GenParams(json_schema=schema, extra=params.extra)
         else:
             messages = json_via_instructions(messages, schema)
+    if h.details.get("hooks"):  # generated as a stream, hooks firing as text arrives
+        from .hooks import run_hooked_prompt
+
+        return await run_hooked_prompt(ctx, h, model_name, messages, params, step)
     retries = int(h.details.get("retries", 2))
     conversation = list(messages)
     last_error = ""
     usage = {"prompt_tokens": 0, "completion_tokens": 0}
+    cost: float | None = None
     for attempt in range(retries + 1):
         reply, hit, model_id = await ctx.generate(h, model_name, conversation, params)
         usage["prompt_tokens"] += reply.usage.prompt_tokens
         usage["completion_tokens"] += reply.usage.completion_tokens
+        if reply.usage.cost is not None:
+            cost = (cost or 0.0) + reply.usage.cost
         ctx.annotate(step, messages=[m.as_dict() for m in conversation], reply=reply.text,
-                           model=model_id, cache_hit=hit, attempts=attempt + 1,
-                           usage=dict(usage), cost=reply.usage.cost)
+                     model=model_id, cache_hit=hit, attempts=attempt + 1,
+                     usage=dict(usage), cost=cost)
         try:
             return parse_reply(reply.text, ret)
         except ValueError as exc:

@@ -40,6 +40,9 @@ def _load_by_path(path: Path) -> ModuleType:
     with _LOCK:
         if name in sys.modules:
             return sys.modules[name]
+        folder = str(path.resolve().parent)
+        if folder not in sys.path:  # so a tool module can import its sibling modules
+            sys.path.append(folder)
         spec = importlib.util.spec_from_file_location(name, path)
         if spec is None or spec.loader is None:
             raise ImportError(f"cannot load {path}")
