@@ -62,8 +62,13 @@ class NotMocked(ScriptError):
     """A test reached a model it did not mock (and the test is not ``live``)."""
 
     def __init__(self, name: str, test: str) -> None:
-        super().__init__(name, f"test \"{test}\" calls model '{name}', which it does not mock: "
-                               f"add `mock model {name} replies [...]`, or mark the test `live`")
+        if test == "<python>":  # the Python harness
+            message = (f"model '{name}' is not mocked: call mock_model({name!r}, [...]) first, "
+                       f"or load the harness with live=True")
+        else:
+            message = (f"test \"{test}\" calls model '{name}', which it does not mock: add "
+                       f"`mock model {name} replies [...]`, or mark the test `live`")
+        super().__init__(name, message)
 
 
 class RunContext:
