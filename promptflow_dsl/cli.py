@@ -378,6 +378,36 @@ def cmd_test(args: argparse.Namespace) -> int:
     return EXIT_FAILED if counts["failed"] else EXIT_OK
 
 
+def cmd_optimize(args: argparse.Namespace) -> int:
+    """`pflow optimize FILE ROUTE --train T --eval E`: see promptflow_dsl/routing/commands.py."""
+    try:
+        program = _load(args.file, args.allow_path)
+    except CompileError as exc:
+        _print_diagnostics(exc.diagnostics, exc.sources)
+        return EXIT_USAGE
+    from .routing.commands import CommandError, optimize_command
+
+    try:
+        return optimize_command(program, args)
+    except CommandError as exc:
+        raise UsageError(f"pflow optimize: {exc}") from None
+
+
+def cmd_route_explain(args: argparse.Namespace) -> int:
+    """`pflow route explain FILE ROUTE --input TEXT`: the distances and the choice."""
+    try:
+        program = _load(args.file, args.allow_path)
+    except CompileError as exc:
+        _print_diagnostics(exc.diagnostics, exc.sources)
+        return EXIT_USAGE
+    from .routing.commands import CommandError, explain_command
+
+    try:
+        return explain_command(program, args)
+    except CommandError as exc:
+        raise UsageError(f"pflow route explain: {exc}") from None
+
+
 # ------------------------------------------------------------------ parser
 
 
@@ -474,6 +504,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--json", action="store_true", help="print the trace JSON")
     t.add_argument("--limit", type=int, default=20, help="how many runs `list` shows")
     t.set_defaults(func=cmd_trace)
+
+    from .routing.commands import add_parsers as add_route_parsers
+
+    add_route_parsers(sub, cmd_optimize, cmd_route_explain)
     return p
 
 

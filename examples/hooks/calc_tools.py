@@ -73,6 +73,15 @@ def calculate(expr: str) -> str:
     return " " + _format(_evaluate(tree.body, expr))
 
 
+def try_calculate(expr: str) -> str:
+    """:func:`calculate` for a hook: ``""`` (insert nothing) when the text the model wrote
+    before ``=`` is not arithmetic, so that a hook never fails the generation."""
+    try:
+        return calculate(expr)
+    except ValueError:
+        return ""
+
+
 _ESTIMATE = re.compile(r"\b(?:about|roughly|approximately|around|nearly)\s+\d", re.IGNORECASE)
 
 

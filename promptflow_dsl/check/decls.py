@@ -495,6 +495,10 @@ def check_sketch(env: ModuleEnv, d: ast.SketchDecl, sig: Signature) -> dict[str,
     elif holes:
         env.err(d.returns.span, f"sketch '{d.name}' returns {ret.show()}: use a record type with "
                                 f"one field per hole ({', '.join(h.name for h in holes)})")
+    # What the model cannot enforce, and the runtime's fallback (a warning each).
+    from .capabilities import check_sketch_capabilities
+
+    check_sketch_capabilities(env, d, holes, details, hole_span)
     return details
 
 
@@ -517,6 +521,44 @@ def check_hook(env: ModuleEnv, d: ast.HookDecl, ec: ExprChecker) -> HookInfo:
         if rx_matches_empty(d.trigger.value):
             env.warn(d.trigger.span, f"the trigger of hook '{d.name}' matches empty text and may fire "
                                      f"at every position")
+        else:
+            # The runtime checks a regex trigger at every character as the text grows, so
+            # a pattern that ends in an open repetition (`\d+`) or `\b` matches as soon as
+            # its first characters arrive, cutting a number or word short.
+            def open_end(items: list[Any]) -> str | None:
+                from re import _constants as rc
+
+                repeats = tuple(getattr(rc, n) for n in ("MAX_REPEAT", "MIN_REPEAT",
+                                                         "POSSESSIVE_REPEAT") if hasattr(rc, n))
+                i = len(items) - 1
+                while i >= 0:
+                    op, av = items[i]
+                    if op in repeats and av[0] == 0:
+                        i -= 1  # can match nothing: what precedes it decides
+                        continue
+                    if op in repeats:
+                        return "an open repetition" if av[1] != av[0] else None
+                    if op == rc.SUBPATTERN:
+                        return open_end(list(av[-1]))
+                    if op == rc.BRANCH:
+                        return next((r for r in (open_end(list(b)) for b in av[1]) if r), None)
+                    if op == rc.AT and av in (rc.AT_BOUNDARY, rc.AT_NON_BOUNDARY):
+                        return "`\\b`"
+                    return None
+                return None
+
+            try:
+                from re import _parser
+
+                ending = open_end(list(_parser.parse(d.trigger.value)))
+            except Exception:  # noqa: BLE001 - reported above, or a parser detail
+                ending = None
+            if ending is not None:
+                env.warn(d.trigger.span, f"the trigger of hook '{d.name}' ends in {ending}: it is "
+                                         f"checked at every character as the text grows, so it "
+                                         f"can fire before a word or number is complete (`\\d+` "
+                                         f"fires on the 1 of 128); end it with a delimiter, `$` "
+                                         f"or a lookahead such as `(?=\\s)`")
         for g in groups:
             if g in ("text", "segment"):
                 env.err(d.trigger.span, f"group name '{g}' is reserved in hooks")
@@ -535,6 +577,10 @@ def check_hook(env: ModuleEnv, d: ast.HookDecl, ec: ExprChecker) -> HookInfo:
         env.err(d.action.span, f"unknown action '{d.action.name}' (expected insert, "
                                f"replace_segment or stop)")
     check_positive(env, d.max_fires, "max_fires")
+    if d.max_fires is not None and d.max_fires.value > 20:  # the runtime's budget per call
+        env.warn(d.max_fires.span, f"hook '{d.name}' may fire at most 20 times per call (the "
+                                   f"budget of all hooks together); max_fires {d.max_fires.value} "
+                                   f"is never reached")
     calls = tuple(k for k, _ in ec.calls)
     action = d.action.name if d.action is not None and d.action.name in ACTIONS else DEFAULT_ACTION
     max_fires = d.max_fires.value if d.max_fires is not None else DEFAULT_MAX_FIRES

@@ -2,23 +2,27 @@
 
 An embedder has an ``id`` (everything that decides its vectors: the cache key) and
 ``async embed(texts) -> numpy array`` (one row per text).  Rows are compared with
-cosine distance (see ``centroids.py``), so their length does not matter.
+cosine distance (see ``prepare.py``), so their length does not matter.
 
 :class:`OfflineEmbedder` needs no model file and no network.  Each text becomes a
 bag of hashed features in three groups:
 
 - words: lower-cased letter runs, every digit run as the one token ``<num>``, and
-  each other symbol (``+``, ``*``, ``%``, ``?``...) as a token of its own;
+  each other symbol (``+``, ``*``, ``%``, ``?``...) as a token of its own; English
+  function words ("a", "the", "how", "with"...) count at 0.4 of a content word: they
+  carry the form of a request (a question, a command, a story) but must not outvote
+  the words that carry its topic;
 - word bigrams (over the same tokens);
-- character 3- to 5-grams of each word with boundary marks (``<cap``, ``ital>``), which
-  match related word forms (``capital`` / ``capitals``, ``multiply`` / ``multiplied``).
+- character 3- to 5-grams of each content word of four letters or more, with boundary
+  marks (``<cap``, ``ital>``), which match related word forms (``capital`` /
+  ``capitals``, ``multiply`` / ``multiplied``, ``IndexError`` / ``TypeError``).
 
 A feature's weight is ``(1 + log tf) * idf`` with the smoothed inverse document
 frequency ``log((1 + N) / (1 + df)) + 1`` over the corpus the embedder is fitted on
-(a route's demo inputs), so words every expert's demos share ("what", "is") count
-little.  Features are hashed into ``dims`` signed buckets; each group is normalised
-on its own, weighted (words 1.0, bigrams 0.5, character n-grams 0.8) and the whole
-vector is L2-normalised.  The fitted document frequencies are part of the id.
+(a route's demo inputs).  Features are hashed into ``dims`` signed buckets; each group
+is normalised on its own, weighted (words 1.0, bigrams 0.5, character n-grams 0.8)
+and the whole vector is L2-normalised.  The fitted document frequencies are part of
+the id.  ``bench/route_eval.py`` measures how well it routes.
 
 :class:`ModelEmbedder` embeds through a model declared with ``embed``
 (``model emb = "openai/text-embedding-3-small" embed``) by way of
@@ -33,7 +37,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -41,10 +45,21 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..check.program import HandlerInfo
     from ..runtime.context import RunContext
 
-OFFLINE_VERSION = 1
+OFFLINE_VERSION = 2
 DEFAULT_DIMS = 1 << 13
 GROUP_WEIGHTS = {"w": 1.0, "b": 0.5, "c": 0.8}
+STOP_WEIGHT = 0.4  # a function word's share of the word group, relative to a content word
 CHAR_NGRAMS = (3, 4, 5)
+CHAR_MIN_LETTERS = 4
+STOP_WORDS = frozenset("""
+a about above after again against all am an and any are as at be because been before being
+below between both but by can could did do does doing down during each few for from further
+had has have having he her here hers him his how i if in into is it its itself just me more
+most my myself no nor not now of off on once only or other our ours out over own same she
+should so some such than that the their theirs them then there these they this those through
+to too under until up very was we were what when where which while who whom why will with
+would you your yours
+""".split())
 EMBED_BATCH = 128
 
 _TOKEN = re.compile(r"[^\W\d_]+|\d+(?:[.,]\d+)*|[^\w\s]")
@@ -68,12 +83,16 @@ def tokens(text: str) -> list[str]:
 
 
 def features(text: str) -> Counter[str]:
-    """Every feature of ``text`` with its count; the first letter names the group."""
+    """Every feature of ``text`` with its count; the first letter names the group:
+    ``w`` content word, ``s`` function word, ``b`` bigram, ``c`` character n-gram."""
     toks = tokens(text)
     feats: Counter[str] = Counter()
     for t in toks:
+        if t in STOP_WORDS:
+            feats["s" + t] += 1
+            continue
         feats["w" + t] += 1
-        if t[0].isalpha() and len(t) > 1:
+        if t[0].isalpha() and len(t) >= CHAR_MIN_LETTERS:
             padded = f"<{t}>"
             for n in CHAR_NGRAMS:
                 for i in range(len(padded) - n + 1):
@@ -99,7 +118,8 @@ class OfflineEmbedder:
         self.df = dict(df or {})
         self.n_docs = n_docs
         table = json.dumps([OFFLINE_VERSION, dims, n_docs, sorted(self.df.items()),
-                            sorted(GROUP_WEIGHTS.items()), CHAR_NGRAMS], separators=(",", ":"))
+                            sorted(GROUP_WEIGHTS.items()), STOP_WEIGHT, CHAR_NGRAMS,
+                            CHAR_MIN_LETTERS, sorted(STOP_WORDS)], separators=(",", ":"))
         self.id = f"offline-v{OFFLINE_VERSION}-{dims}-" + hashlib.sha256(table.encode()).hexdigest()[:20]
         self._max_idf = math.log(1 + n_docs) + 1.0
         self.calls = 0  # embed() calls that computed vectors
@@ -123,10 +143,11 @@ class OfflineEmbedder:
 
     def vector(self, text: str) -> np.ndarray:
         """The unit vector of one text (the zero vector for a text with no features)."""
-        groups = {g: np.zeros(self.dims, dtype=np.float64) for g in GROUP_WEIGHTS}
+        groups = {g: np.zeros(self.dims, dtype=np.float64) for g in "wsbc"}
         for feat, tf in features(text).items():
             i, sign = _bucket(feat, self.dims)
             groups[feat[0]][i] += sign * (1.0 + math.log(tf)) * self.idf(feat)
+        groups["w"] += STOP_WEIGHT * groups.pop("s")
         out = np.zeros(self.dims, dtype=np.float64)
         for g, vec in groups.items():
             norm = float(np.linalg.norm(vec))
@@ -171,19 +192,3 @@ class ModelEmbedder:
             return np.zeros((0, 0), dtype=np.float32)
         return np.asarray(rows, dtype=np.float32)
 
-
-class FixedEmbedder:
-    """Vectors looked up in a table (tests, benchmarks with precomputed embeddings)."""
-
-    label = "fixed table"
-
-    def __init__(self, table: dict[str, Any], name: str = "fixed") -> None:
-        self.table = {k: np.asarray(v, dtype=np.float32) for k, v in table.items()}
-        self.id = f"fixed-{name}"
-        self.calls = 0
-        self.texts = 0
-
-    async def embed(self, texts: list[str]) -> np.ndarray:
-        self.calls += 1
-        self.texts += len(texts)
-        return np.stack([self.table[t] for t in texts])

@@ -11,7 +11,7 @@ Euclidean distance orders points as the router's cosine distance does.
 
 scikit-learn's ``KMeans`` (k-means++, ``n_init=10``, ``random_state=0``) does the
 clustering when it is installed.  Without it a small numpy implementation of the same
-algorithm (k-means++ seeding, Lloyd iterations, best of ``n_init`` seeded runs) is
+algorithm (greedy k-means++ seeding, Lloyd iterations, best of ``n_init`` seeded runs) is
 used, so routes keep working where scikit-learn is not installed; both are
 deterministic for a given input.  Clusters are numbered by their first member in file
 order, so ``expert_1`` holds the first demo.
@@ -64,14 +64,23 @@ def _kmeans_numpy(x: np.ndarray, k: int, seed: int, n_init: int = N_INIT
     sq = np.einsum("ij,ij->i", x, x)
     best: tuple[np.ndarray, float] | None = None
     for _ in range(n_init):
+        # greedy k-means++ (as scikit-learn): of 2 + log(k) sampled candidates, the one
+        # that lowers the potential most becomes the next center
+        trials = 2 + int(np.log(k))
         centers = np.empty((k, x.shape[1]))
         centers[0] = x[rng.integers(n)]
         d2 = np.maximum(sq - 2 * x @ centers[0] + centers[0] @ centers[0], 0)
         for j in range(1, k):
             total = d2.sum()
-            idx = int(rng.choice(n, p=d2 / total)) if total > 0 else int(rng.integers(n))
-            centers[j] = x[idx]
-            d2 = np.minimum(d2, np.maximum(sq - 2 * x @ centers[j] + centers[j] @ centers[j], 0))
+            if total <= 0:
+                centers[j] = x[int(rng.integers(n))]
+                continue
+            cand = rng.choice(n, size=trials, p=d2 / total)
+            dc = np.maximum(sq[None, :] - 2 * x[cand] @ x.T + sq[cand][:, None], 0)
+            pots = np.minimum(d2[None, :], dc).sum(axis=1)
+            pick = int(pots.argmin())
+            centers[j] = x[cand[pick]]
+            d2 = np.minimum(d2, dc[pick])
         labels = np.zeros(n, dtype=int)
         for it in range(MAX_ITER):
             dist = sq[:, None] - 2 * x @ centers.T + np.einsum("ij,ij->i", centers, centers)[None]

@@ -1,6 +1,6 @@
 """The three routers: which expert gets an input.
 
-- ``by embedding``: the nearest centroid (``centroids.py``); the trace gets the
+- ``by embedding``: the nearest centroid (``prepare.py``); the trace gets the
   distance to every expert.
 - ``by rule``: each expert's ``when`` expression, evaluated with the route's parameter
   in scope, in the order written; the first that holds wins; an expert without

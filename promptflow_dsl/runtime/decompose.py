@@ -21,14 +21,13 @@ see every sub-call, as a child step of the decomposer's step.  ``max_steps`` bou
 the step lines of one call; the top decomposer call has depth 1 and a nested one
 past its ``max_depth`` fails.  Every failure is a :class:`RunError` that names the
 chain of steps that led to it, e.g. ``decompose 'concat': step 2 (foreach) [letter]
-"What is letter 9 of \\"Ada\\"?" → tool 'letter' raised ValueError: ...``.
+What is letter 9 of "Ada"? (item 1) → tool 'letter' raised ValueError: ...``.
 Each step is recorded as a ``decomp`` event on the decomposer's trace step.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -214,7 +213,7 @@ class _Decomposition:
                                        or self.spans.get(self._bound_name(key)),
                                        caller=self.step.id)
         except RunError as exc:
-            where = f"step {k} {s.show()} {json.dumps(clip(q, 80), ensure_ascii=False)}"
+            where = f"step {k} {s.show()} {clip(q, 80)}"
             if item is not None:
                 where += f" (item {item + 1})"
             inner = getattr(exc, CHAIN_ATTR, None)

@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .context import RunContext
     from .trace import Step
 
-_prepared: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+_prepared: weakref.WeakKeyDictionary[Any, dict[Any, Any]] = weakref.WeakKeyDictionary()
 
 
 def _is_text(t: Type) -> bool:
@@ -53,7 +53,8 @@ async def prepared_route(ctx: RunContext, h: HandlerInfo, step: Step | None = No
         raise RunError(f"`by embedding` routes need numpy ({exc}); install it with "
                        f"`pip install numpy`", span=h.decl.name_span, handler=h.name) from None
     state = _prepared.setdefault(ctx, {})
-    lock = state.setdefault(("lock", h.key), asyncio.Lock())
+    # one lock per route and event loop (a harness runs each call in a loop of its own)
+    lock = state.setdefault(("lock", h.key, id(asyncio.get_running_loop())), asyncio.Lock())
     async with lock:
         prep = state.get(h.key)
         if prep is None:

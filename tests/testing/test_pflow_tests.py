@@ -139,7 +139,7 @@ def test_python_harness(tmp_path):
     h.mock_handler("words", ["word1", "word2"]).mock_model("default", ["r1", "r2"], handler="answer")
     assert h.run("per_word", text="ignored") == ["r1", "r2"]
     assert [c.handler for c in h.model_calls("default")] == ["classify", "answer", "answer"]
-    with pytest.raises(RunError, match="does not mock"):
+    with pytest.raises(RunError, match="is not mocked"):
         h.run("elsewhere", q="x")
     h.reset()
     assert h.calls("classify") == 0
