@@ -122,9 +122,11 @@ async def run_prompt(ctx: RunContext, h: HandlerInfo, inputs: dict[str, Any], st
     structured = not _is_text(ret) and not isinstance(base, LiteralType)
     if structured:
         schema = json_schema(ret)
-        # Native structured output needs an object at the root (OpenAI's rule); other
-        # types are asked for through instructions.
-        if backend.capabilities.json_schema and isinstance(ret, RecordType):
+        # Native structured output: hosted APIs need an object at the root (OpenAI's rule),
+        # so other types are asked for through instructions there; the embedded model
+        # takes any schema (it becomes a grammar).
+        remote = type(backend).__name__ in ("LiteLLMBackend", "OpenAIHTTPBackend")
+        if backend.capabilities.json_schema and (isinstance(ret, RecordType) or not remote):
             params = GenParams(json_schema=schema, extra=params.extra)
         else:
             messages = json_via_instructions(messages, schema)

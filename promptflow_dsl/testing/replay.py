@@ -107,11 +107,13 @@ class Recorder:
     async def stream(self, messages: list[Message] | None, prefix: str | None,
                      params: GenParams) -> AsyncIterator[StreamEvent]:
         text = []
-        async for ev in self.inner.stream(messages, prefix, params):
-            text.append(ev.text)
-            yield ev
-        self._add("stream", {"messages": _messages(messages), "prefix": prefix,
-                             "params": _params(params)}, "".join(text))
+        try:
+            async for ev in self.inner.stream(messages, prefix, params):
+                text.append(ev.text)
+                yield ev
+        finally:  # a stream cut short (by a hook) is recorded as far as it went
+            self._add("stream", {"messages": _messages(messages), "prefix": prefix,
+                                 "params": _params(params)}, "".join(text))
 
     async def score(self, prefix: str, continuations: list[str]) -> list[Scored]:
         out = await self.inner.score(prefix, continuations)
