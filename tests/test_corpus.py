@@ -32,3 +32,13 @@ def test_corpus_is_not_empty():
     files = corpus_files()
     assert any("examples" in str(f) for f in files)
     assert any(f.parent.name == "stdlib" for f in files)
+
+
+@pytest.mark.parametrize("path", corpus_files(), ids=lambda p: str(p.relative_to(REPO.parent)))
+def test_corpus_test_blocks_pass(path: Path):
+    from promptflow_dsl.testing import run_test
+
+    program = pf.load(path)
+    for test in program.tests:
+        outcome = run_test(program, test)
+        assert outcome.status in ("passed", "skipped"), f"{outcome.location}: {outcome.message}"
