@@ -666,7 +666,7 @@ def test_plain_bm25_scores_like_bm25s():
 # ------------------------------------------------------------------ the benchmark harness
 
 
-def test_bench_oracle_scores_everything(capsys):
+def _bench():
     spec = importlib.util.spec_from_file_location("decomp_eval", REPO / "bench" / "decomp_eval.py")
     bench = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = bench  # dataclasses look their module up
@@ -674,6 +674,11 @@ def test_bench_oracle_scores_everything(capsys):
         spec.loader.exec_module(bench)
     finally:
         del sys.modules[spec.name]
+    return bench
+
+
+def test_bench_oracle_scores_everything(capsys):
+    bench = _bench()
     questions = bench.make_questions(30, seed=3)
     assert len({q.question for q in questions}) == 30
     assert {q.sep for q in questions} == {" ", ";"} and any(q.position == "last" for q in questions)
@@ -683,3 +688,26 @@ def test_bench_oracle_scores_everything(capsys):
     assert code == 0
     assert report["decompose"]["accuracy"] == 1.0 and report["cot"]["accuracy"] == 1.0
     assert report["decompose"]["model_calls"] == 4 * 30 and report["cot"]["model_calls"] == 30
+
+
+def test_bench_over_http_with_an_openai_compatible_server(fake_openai, monkeypatch, capsys):
+    """--api-base and --completion: the decomposer's lines come from /v1/completions, the
+    chain of thought from /v1/chat/completions (here a server that knows the answers)."""
+    bench = _bench()
+    monkeypatch.setenv("PFLOW_FAKE_KEY", "sk-fake-key-for-the-bench-0123")
+
+    def reply(body: dict) -> str:
+        if "prompt" in body:
+            assert body["stop"] == ["\n"] and body["temperature"] == 0
+            return bench.Oracle.next_line(body["prompt"])
+        text = body["messages"][-1]["content"]
+        return bench.chain_of_thought(bench.parse_question(text[text.rindex("Q: "):]))
+
+    fake_openai.set_reply(reply)
+    code = bench.main(["--model", "openai/fake", "--api-base", fake_openai.base_url,
+                       "--api-key-env", "PFLOW_FAKE_KEY", "--completion", "-n", "6", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert report["decompose"]["correct"] == 6 and report["cot"]["correct"] == 6
+    paths = [r["path"] for r in fake_openai.requests]
+    assert paths.count("/v1/completions") == 24 and paths.count("/v1/chat/completions") == 6
