@@ -24,7 +24,7 @@ lines (and a correct chain of thought), read from the prompt it is sent: a harne
 that measured anything but the answers would not score 100% with it.  The response
 cache is off unless `--cache`; a failed run (a malformed line, a limit) counts as wrong.
 On `local/smollm2` the questions run one at a time and llama.cpp reuses the evaluated
-prompt prefix between calls (`--no-reuse-kv` turns that off); `-n 50` takes about 4 to 5
+prompt prefix between calls (`--no-reuse-kv` turns that off); `-n 50` takes about 3 to 5
 minutes on two CPU cores, most of it the chain-of-thought generations.
 """
 

@@ -135,9 +135,6 @@ class ModelRegistry:
         for b in self._owned:
             with contextlib.suppress(Exception):
                 await b.aclose()
-        if any(type(b).__name__ == "LiteLLMBackend" for b in self._owned):
-            from .remote import close_litellm_clients
-
-            with contextlib.suppress(Exception):
-                await close_litellm_clients()
+        # litellm's HTTP clients are process-wide: closing them here would cut the requests
+        # of other runs in flight in this process, so they are left to the process's end.
         self._owned.clear()
