@@ -36,6 +36,8 @@ _NOT_SENT = frozenset({"num_retries", "max_retries", "timeout", "api_base", "api
                        "extra_body", "model"})
 
 _sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+# the backends that used each loop's session; the session closes when the last one does
+_holders: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, set[int]] = weakref.WeakKeyDictionary()
 
 
 def uses_fast_path(model_id: str, params: Mapping[str, Any]) -> bool:
@@ -72,11 +74,16 @@ def _session() -> Any:
     return session
 
 
-async def close_session() -> None:
-    """Close this event loop's pooled session (the end of a run)."""
+async def close_session(holder: int | None = None) -> None:
+    """Release this event loop's pooled session for ``holder`` (a backend's id); it is
+    closed when no backend holds it any more, so concurrent runs on one loop keep it."""
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
+        return
+    holders = _holders.get(loop, set())
+    holders.discard(holder) if holder is not None else holders.clear()
+    if holders:
         return
     session = _sessions.pop(loop, None)
     if session is not None and not session.closed:
@@ -137,6 +144,7 @@ class OpenAIHTTPBackend(LiteLLMBackend):
     async def _post(self, path: str, kw: dict[str, Any], *, stream: bool = False) -> Any:
         base, headers, body = self._request(kw)
         session = _session()
+        _holders.setdefault(asyncio.get_running_loop(), set()).add(id(self))
         response = await session.post(base + path, data=json.dumps(body).encode(),
                                       headers=headers)
         if response.status >= 300:
@@ -178,7 +186,7 @@ class OpenAIHTTPBackend(LiteLLMBackend):
         return cost_of(self.model_id, usage.prompt_tokens, usage.completion_tokens)
 
     async def aclose(self) -> None:
-        await close_session()
+        await close_session(id(self))
 
 
 async def iterate(stream: AsyncIterator[Any]) -> list[Any]:  # pragma: no cover - debugging aid
