@@ -378,34 +378,29 @@ def cmd_test(args: argparse.Namespace) -> int:
     return EXIT_FAILED if counts["failed"] else EXIT_OK
 
 
-def cmd_optimize(args: argparse.Namespace) -> int:
-    """`pflow optimize FILE ROUTE --train T --eval E`: see promptflow_dsl/routing/commands.py."""
+def _routing_command(args: argparse.Namespace, command: str, label: str) -> int:
+    """Load FILE and run ``routing.commands.<command>`` on it; its errors are usage errors."""
     try:
         program = _load(args.file, args.allow_path)
     except CompileError as exc:
         _print_diagnostics(exc.diagnostics, exc.sources)
         return EXIT_USAGE
-    from .routing.commands import CommandError, optimize_command
+    from .routing import commands
 
     try:
-        return optimize_command(program, args)
-    except CommandError as exc:
-        raise UsageError(f"pflow optimize: {exc}") from None
+        return int(getattr(commands, command)(program, args))
+    except commands.CommandError as exc:
+        raise UsageError(f"{label}: {exc}") from None
+
+
+def cmd_optimize(args: argparse.Namespace) -> int:
+    """`pflow optimize FILE ROUTE --train T --eval E`: see promptflow_dsl/routing/commands.py."""
+    return _routing_command(args, "optimize_command", "pflow optimize")
 
 
 def cmd_route_explain(args: argparse.Namespace) -> int:
     """`pflow route explain FILE ROUTE --input TEXT`: the distances and the choice."""
-    try:
-        program = _load(args.file, args.allow_path)
-    except CompileError as exc:
-        _print_diagnostics(exc.diagnostics, exc.sources)
-        return EXIT_USAGE
-    from .routing.commands import CommandError, explain_command
-
-    try:
-        return explain_command(program, args)
-    except CommandError as exc:
-        raise UsageError(f"pflow route explain: {exc}") from None
+    return _routing_command(args, "explain_command", "pflow route explain")
 
 
 # ------------------------------------------------------------------ parser
