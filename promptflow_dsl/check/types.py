@@ -34,6 +34,7 @@ import json
 import keyword
 import re
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -490,64 +491,64 @@ def validate(value: object, t: Type, path: str = "$") -> object:
     records become instances of :func:`pydantic_model`.  No other coercion: bools
     are not numbers, floats are not ints.  Raises TypeValidationError naming the
     location and the expected type."""
-    def fail(message: str, at: str = path) -> TypeValidationError:
-        return TypeValidationError(message, at)
+    def mismatch() -> TypeValidationError:  # the message is built only on failure
+        return TypeValidationError(f"expected {t.show()}, got {_describe(value)}", path)
 
-    expected = f"expected {t.show()}, got {_describe(value)}"
     if isinstance(t, AnyType):
         return value
     if isinstance(t, NoneType_):
         if value is None:
             return None
-        raise fail(expected)
+        raise mismatch()
     if isinstance(t, OptionalType):
         return None if value is None else validate(value, t.inner, path)
     if isinstance(t, StrType):
         if isinstance(value, str):
             return value
-        raise fail(expected)
+        raise mismatch()
     if isinstance(t, LiteralType):
         if isinstance(value, str) and value in t.values:
             return value
-        raise fail(expected)
+        raise mismatch()
     if isinstance(t, BoolType):
         if isinstance(value, bool):
             return value
-        raise fail(expected)
+        raise mismatch()
     if isinstance(t, IntType):
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        raise fail(expected)
+        raise mismatch()
     if isinstance(t, FloatType):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
-        raise fail(expected)
+        raise mismatch()
     if isinstance(t, ListType):
         if not isinstance(value, (list, tuple)):
-            raise fail(expected)
+            raise mismatch()
         return [validate(v, t.item, _child(path, i)) for i, v in enumerate(value)]
     if isinstance(t, DictType):
         if not isinstance(value, dict):
-            raise fail(expected)
+            raise mismatch()
         out = {}
         for k, v in value.items():
             if not isinstance(k, str):
-                raise fail(f"dict key {_show_value(k)} is not a str")
+                raise TypeValidationError(f"dict key {_show_value(k)} is not a str", path)
             out[k] = validate(v, t.value, _child(path, k))
         return out
     if isinstance(t, RecordType):
-        return _validate_record(value, t, path, expected)
+        return _validate_record(value, t, path, mismatch)
     raise TypeError(f"cannot validate against {t!r}")
 
 
-def _validate_record(value: object, t: RecordType, path: str, expected: str) -> object:
+def _validate_record(value: object, t: RecordType, path: str,
+                     mismatch: Callable[[], TypeValidationError]) -> object:
     model = pydantic_model(t)
     if isinstance(value, model):
         return value
     if getattr(type(value), "__pflow_type__", None) is not None:  # another record's model
         value = value.model_dump(by_alias=True)  # type: ignore[attr-defined]
     if not isinstance(value, dict):
-        raise TypeValidationError(expected, path)
+        raise mismatch()
     for key in value:
         if not isinstance(key, str) or t.field(key) is None:
             known = ", ".join(f.name for f in t.fields) or "none"

@@ -3,9 +3,12 @@
 Models named ``openai/NAME`` (OpenAI itself, or any OpenAI-compatible server given
 by ``api_base``: vLLM, Ollama, llama.cpp servers...) and ``text-completion-openai/NAME``
 are served by :class:`OpenAIHTTPBackend`, which speaks the protocol directly over
-one pooled ``aiohttp`` session per event loop, instead of going through litellm
-(whose per-call work — cost-map look-ups, logging payloads, SDK request building —
-costs several milliseconds of CPU per call, and whose import costs seconds).
+the keep-alive connections of :mod:`.http11` (one pool per event loop), instead of
+going through litellm (whose per-call work — cost-map look-ups, logging payloads,
+SDK request building — costs several milliseconds of CPU per call, and whose import
+costs seconds).  When the environment names a proxy for the URL (``HTTPS_PROXY``,
+``HTTP_PROXY``, ``ALL_PROXY``, minus ``NO_PROXY``), requests go through an
+``aiohttp`` session that honours it.
 
 Everything above the wire is shared with :class:`~.remote.LiteLLMBackend`, which
 this class extends: request building, capabilities (the static table), retries and
@@ -23,9 +26,10 @@ import asyncio
 import json
 import os
 import weakref
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
+from . import http11
 from .base import Capabilities, Usage
 from .prices import cost_of
 from .remote import LiteLLMBackend, capabilities_for, split_provider
@@ -36,7 +40,7 @@ _NOT_SENT = frozenset({"num_retries", "max_retries", "timeout", "api_base", "api
                        "extra_body", "model"})
 
 _sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
-# the backends that used each loop's session; the session closes when the last one does
+# the backends that used each loop's connections; they close when the last one does
 _holders: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, set[int]] = weakref.WeakKeyDictionary()
 
 
@@ -59,24 +63,25 @@ class HTTPStatusError(Exception):
             pass
         super().__init__(detail[:300] or f"HTTP {status}")
         self.status_code = status
-        self.headers = dict(headers)
+        self.headers = {str(k).lower(): v for k, v in headers.items()}
 
 
-def _session() -> Any:
+def _aiohttp_session() -> Any:
+    """This loop's general client, for URLs the environment sends through a proxy."""
     import aiohttp
 
     loop = asyncio.get_running_loop()
     session = _sessions.get(loop)
     if session is None or session.closed:
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
-        session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
+        session = aiohttp.ClientSession(connector=connector, trust_env=True)
         _sessions[loop] = session
     return session
 
 
 async def close_session(holder: int | None = None) -> None:
-    """Release this event loop's pooled session for ``holder`` (a backend's id); it is
-    closed when no backend holds it any more, so concurrent runs on one loop keep it."""
+    """Release this event loop's connections for ``holder`` (a backend's id); they are
+    closed when no backend holds them any more, so concurrent runs on one loop keep them."""
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
@@ -85,6 +90,7 @@ async def close_session(holder: int | None = None) -> None:
     holders.discard(holder) if holder is not None else holders.clear()
     if holders:
         return
+    await http11.close_pool()
     session = _sessions.pop(loop, None)
     if session is not None and not session.closed:
         await session.close()
@@ -93,16 +99,18 @@ async def close_session(holder: int | None = None) -> None:
 class _SSE:
     """The chunks of a streamed completion, as dicts; ``aclose`` releases the response."""
 
-    def __init__(self, response: Any) -> None:
-        self.response = response
-        self._lines = response.content.__aiter__()
+    def __init__(self, readline: Callable[[], Awaitable[bytes]], release: Callable[[], Any]) -> None:
+        self._readline = readline
+        self._release = release
 
     def __aiter__(self) -> _SSE:
         return self
 
     async def __anext__(self) -> dict[str, Any]:
         while True:
-            raw = await self._lines.__anext__()  # StopAsyncIteration ends the stream
+            raw = await self._readline()
+            if not raw:
+                raise StopAsyncIteration
             line = raw.decode("utf-8", errors="replace").strip()
             if not line.startswith("data:"):
                 continue
@@ -112,7 +120,7 @@ class _SSE:
             return json.loads(data)
 
     async def aclose(self) -> None:
-        self.response.release()
+        self._release()
 
 
 class OpenAIHTTPBackend(LiteLLMBackend):
@@ -143,17 +151,38 @@ class OpenAIHTTPBackend(LiteLLMBackend):
 
     async def _post(self, path: str, kw: dict[str, Any], *, stream: bool = False) -> Any:
         base, headers, body = self._request(kw)
-        session = _session()
         _holders.setdefault(asyncio.get_running_loop(), set()).add(id(self))
-        response = await session.post(base + path, data=json.dumps(body).encode(),
-                                      headers=headers)
-        if response.status >= 300:
-            text = await response.text(errors="replace")
-            response.release()
-            raise HTTPStatusError(response.status, response.headers, text)
-        if stream:
-            return _SSE(response)
-        raw = await response.read()
+        url = base + path
+        data = json.dumps(body).encode()
+        if http11.proxy_for(url) is not None:
+            return await self._post_via_proxy(url, headers, data, stream)
+        response = await http11.pool().request("POST", url, headers, data)
+        try:
+            if response.status >= 300:
+                text = await response.text(errors="replace")
+                raise HTTPStatusError(response.status, response.headers, text)
+            if stream:
+                return _SSE(response.readline, response.release)
+            raw = await response.read()
+        except BaseException:
+            response.close()
+            raise
+        response.release()
+        return json.loads(raw)
+
+    async def _post_via_proxy(self, url: str, headers: dict[str, str], data: bytes,
+                              stream: bool) -> Any:
+        response = await _aiohttp_session().post(url, data=data, headers=headers)
+        try:
+            if response.status >= 300:
+                text = await response.text(errors="replace")
+                raise HTTPStatusError(response.status, response.headers, text)
+            if stream:
+                return _SSE(response.content.readline, response.release)
+            raw = await response.read()
+        except BaseException:
+            response.close()
+            raise
         response.release()
         return json.loads(raw)
 

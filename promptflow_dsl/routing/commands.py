@@ -13,7 +13,6 @@ line (:class:`CommandError`).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import sys
@@ -21,6 +20,8 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from ..runtime.sync import run_sync
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..check.program import CheckedProgram, HandlerInfo
@@ -130,7 +131,7 @@ def explain_command(program: CheckedProgram, args: argparse.Namespace) -> int:
             return await explain(ctx, h, args.input)
 
     try:
-        report = asyncio.run(go())
+        report = run_sync(go())
     except RunError as exc:
         return _fail(program, exc)
     print(json.dumps(report, indent=2, ensure_ascii=False) if args.json else render(report))
@@ -214,7 +215,7 @@ def optimize_command(program: CheckedProgram, args: argparse.Namespace) -> int:
                                   (lambda m: bar.update(message=m)) if bar else (lambda m: None))
 
     try:
-        result = asyncio.run(go())
+        result = run_sync(go())
     except RunError as exc:
         if bar is not None:
             bar.clear()

@@ -9,7 +9,6 @@ succeeds, fails or is interrupted.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 from ..check.program import CheckedProgram, HandlerInfo
 from .context import RunConfig, RunContext
 from .errors import InputError, RunError
+from .sync import run_sync
 from .trace import Trace, TraceRecorder, default_trace_dir, write_trace
 from .values import conform
 
@@ -122,4 +122,4 @@ async def arun(program: CheckedProgram, handler: str, inputs: dict[str, Any] | N
 def run(program: CheckedProgram, handler: str, inputs: dict[str, Any] | None = None,
         config: RunConfig | None = None) -> RunResult:
     """Synchronous :func:`arun` (starts an event loop; not for use inside one)."""
-    return asyncio.run(arun(program, handler, inputs, config))
+    return run_sync(arun(program, handler, inputs, config))

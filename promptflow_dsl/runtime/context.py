@@ -257,7 +257,6 @@ class RunContext:
         if model_params.get("api_base"):  # two servers behind one model id are two models
             payload = {**payload, "api_base": str(model_params["api_base"])}
         sample = self._sample(model_id, payload, merged) if merged is not None else 0
-        key = cache_key(model_id, kind, payload, sample)
         name = self.program.display_name(h.key)
 
         async def compute() -> dict[str, Any]:
@@ -269,6 +268,7 @@ class RunContext:
         try:
             if use_cache:
                 assert self.cache is not None
+                key = cache_key(model_id, kind, payload, sample)
                 data, hit = await self.cache.get_or_compute(key, compute, self.config.cache)
             else:
                 data, hit = await compute(), False

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import functools
 import json
 import os
 import re
@@ -162,7 +163,9 @@ would garble every trace."""
 _MAX_DEPTH = 200
 
 
+@functools.lru_cache(maxsize=4096)
 def is_secret_key(key: str) -> bool:
+    """Whether the value under dict key ``key`` is masked in traces."""
     return key.lower() in SECRET_KEYS or SECRET_KEY_RE.search(key) is not None
 
 
@@ -184,7 +187,7 @@ def _scrub_str(text: str, secret_values: tuple[str, ...]) -> str:
     for secret in secret_values:
         if secret in text:
             text = MASK if text == secret else text.replace(secret, MASK)
-    return _truncate(text)
+    return text if len(text) <= MAX_STRING else _truncate(text)
 
 
 def scrub(value: Any, secret_values: tuple[str, ...] | None = None) -> Any:
@@ -204,7 +207,16 @@ def scrub(value: Any, secret_values: tuple[str, ...] | None = None) -> Any:
 
 
 def _scrub(value: Any, sv: tuple[str, ...], depth: int) -> Any:
-    if value is None or isinstance(value, (bool, int, float)):
+    kind = type(value)  # the common plain types first: traces are mostly these
+    if kind is str:
+        return _scrub_str(value, sv)
+    if kind is int or kind is float or kind is bool or value is None:
+        return value
+    if kind is dict and depth < _MAX_DEPTH:
+        return _scrub_mapping(value, sv, depth)
+    if kind is list and depth < _MAX_DEPTH:
+        return [_scrub(v, sv, depth + 1) for v in value]
+    if isinstance(value, (bool, int, float)):
         return value.value if isinstance(value, enum.Enum) else value
     if isinstance(value, str):
         return _scrub_str(value.value if isinstance(value, enum.Enum) else str(value), sv)
@@ -236,8 +248,7 @@ def _scrub(value: Any, sv: tuple[str, ...], depth: int) -> Any:
 def _scrub_mapping(mapping: Mapping[Any, Any], sv: tuple[str, ...], depth: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in mapping.items():
-        key = k if isinstance(k, str) else str(_scrub(k, sv, depth + 1))
-        key = _scrub_str(key, sv)
+        key = _scrub_str(k if type(k) is str else str(_scrub(k, sv, depth + 1)), sv)
         if v is not None and is_secret_key(key):
             out[key] = MASK
         else:
@@ -345,13 +356,11 @@ class TraceRecorder:
         with self._lock:
             steps = []
             for step in self._steps:
-                data = step.model_dump(mode="python")
-                if data["status"] == "running":
-                    data["status"] = "failed"
-                    data["error"] = data["error"] or "did not finish (the run ended first)"
-                for name in _SCRUBBED_FIELDS:
-                    data[name] = self.scrub(data[name])
-                steps.append(Step.model_validate(data))
+                update = {name: self.scrub(getattr(step, name)) for name in _SCRUBBED_FIELDS}
+                if step.status == "running":
+                    update["status"] = "failed"
+                    update["error"] = update["error"] or "did not finish (the run ended first)"
+                steps.append(step.model_copy(update=update))
         return Trace(
             run_id=self.run_id, program=self.program if program is None else str(program),
             entry=self.entry if entry is None else entry,

@@ -19,12 +19,12 @@ counters.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
 from ..check.program import CheckedProgram, TestInfo
 from ..runtime.errors import RunError
+from ..runtime.sync import run_sync
 from ..syntax import ast
 from .runner import TestRun
 
@@ -71,7 +71,7 @@ class Harness:
         Raises :class:`promptflow_dsl.runtime.InputError` for bad inputs and
         :class:`promptflow_dsl.runtime.RunError` when the call fails.
         """
-        return asyncio.run(self.arun(handler, **inputs))
+        return run_sync(self.arun(handler, **inputs))
 
     async def arun(self, handler: str, /, **inputs: Any) -> Any:
         from ..runtime import prepare_inputs

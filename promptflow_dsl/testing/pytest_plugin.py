@@ -13,11 +13,12 @@ turn collection off.  The ``pflow`` fixture gives Python tests a
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from ..runtime.sync import run_sync
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -93,7 +94,7 @@ class PflowItem(pytest.Item):
         recording = parent.recordings.tests.get(self.test.name)
         if mode == "record" and self.test.decl.live:
             recording = []
-        outcome = asyncio.run(run_test_async(parent.program, self.test, mode=mode,
+        outcome = run_sync(run_test_async(parent.program, self.test, mode=mode,
                                              recording=recording))
         if outcome.status == "skipped":
             pytest.skip(outcome.message)

@@ -13,7 +13,6 @@ and both sides of the comparison.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +24,7 @@ from ..runtime.cache import CacheMode
 from ..runtime.context import RunConfig, RunContext
 from ..runtime.errors import RunError
 from ..runtime.evaluate import Evaluator
+from ..runtime.sync import run_sync
 from ..runtime.trace import TraceRecorder
 from ..runtime.values import dumps
 from ..syntax import ast
@@ -232,4 +232,4 @@ async def run_test_async(program: CheckedProgram, test: TestInfo, *,
 
 def run_test(program: CheckedProgram, test: TestInfo, **kw: Any) -> TestOutcome:
     """Synchronous :func:`run_test_async`."""
-    return asyncio.run(run_test_async(program, test, **kw))
+    return run_sync(run_test_async(program, test, **kw))

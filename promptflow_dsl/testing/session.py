@@ -6,13 +6,13 @@ Used by ``pflow test``; the pytest plugin uses :func:`run_test_async` per item.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..check.program import CheckedProgram
 from ..diagnostics import CompileError, render
+from ..runtime.sync import run_sync
 from .discover import matches
 from .replay import ReplayFile, replay_path
 from .runner import TestOutcome, run_test_async
@@ -74,7 +74,7 @@ def run_files(paths: list[Path], pattern: str | None = None, mode: str = "replay
               allow: tuple[Path, ...] = ()) -> Iterator[FileResult]:
     """Run every file in turn (results are yielded as each file finishes)."""
     for p in paths:
-        yield asyncio.run(run_file(p, pattern, mode, allow))
+        yield run_sync(run_file(p, pattern, mode, allow))
 
 
 _MARK = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP"}
