@@ -28,6 +28,9 @@ is not HTTP. Cancelling a request (a timeout) closes its connection.
 from __future__ import annotations
 
 import asyncio
+import functools
+import ipaddress
+import os
 import socket
 import ssl
 import time
@@ -62,16 +65,25 @@ class RemoteProtocolError(HTTPConnectionError):
     """The server closed the connection early or did not speak HTTP/1.x."""
 
 
+_PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy",
+               "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "REQUEST_METHOD")
+
+
 def proxy_for(url: str) -> str | None:
     """The proxy the environment (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``, minus
     ``NO_PROXY``) names for ``url``, or None."""
     parts = urlsplit(url)
+    return _proxy_for(parts.scheme, parts.hostname or "",
+                      tuple(os.environ.get(name) for name in _PROXY_VARS))
+
+
+@functools.lru_cache(maxsize=256)
+def _proxy_for(scheme: str, host: str, _environment: tuple[str | None, ...]) -> str | None:
+    # the environment's proxy variables are part of the key: reading the whole
+    # environment on every request costs more than the request itself
     proxies = urllib.request.getproxies()
-    proxy = proxies.get(parts.scheme) or proxies.get("all")
-    if not proxy:
-        return None
-    host = parts.hostname or ""
-    if urllib.request.proxy_bypass(host):
+    proxy = proxies.get(scheme) or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass(host):
         return None
     return proxy
 
@@ -428,13 +440,24 @@ class _Resolved:
     until: float
 
 
+_dns: dict[tuple[str, int], _Resolved] = {}
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 class Pool:
     """Keep-alive connections of one event loop, by (scheme, host, port)."""
 
     def __init__(self) -> None:
         self._idle: dict[tuple[str, str, int], deque[_Connection]] = {}
         self._all: weakref.WeakSet[_Connection] = weakref.WeakSet()
-        self._dns: dict[tuple[str, int], _Resolved] = {}
+        self._resolving: dict[tuple[str, int], asyncio.Future[Any]] = {}
         self._ssl: ssl.SSLContext | None = None
         self.closed = False
 
@@ -491,17 +514,25 @@ class Pool:
             idle.popleft().close()
 
     async def _resolve(self, host: str, port: int) -> list[tuple[Any, ...]]:
+        """The addresses of ``host`` (an IP address as it is; names from a cache shared
+        by every pool, one look-up at a time per name).  Raises HTTPConnectionError."""
+        if _is_ip(host):
+            return [(host, port)]
         now = time.monotonic()
-        hit = self._dns.get((host, port))
+        hit = _dns.get((host, port))
         if hit is not None and hit.until > now:
             return hit.addresses
-        loop = asyncio.get_running_loop()
+        pending = self._resolving.get((host, port))
+        if pending is None:
+            pending = self._resolving[(host, port)] = asyncio.ensure_future(
+                asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM))
+            pending.add_done_callback(lambda _: self._resolving.pop((host, port), None))
         try:
-            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            infos = await asyncio.shield(pending)
         except OSError as exc:
             raise HTTPConnectionError(f"cannot resolve {host}: {exc}") from exc
         addresses = [info[4] for info in infos]
-        self._dns[(host, port)] = _Resolved(addresses, now + DNS_SECONDS)
+        _dns[(host, port)] = _Resolved(addresses, now + DNS_SECONDS)
         return addresses
 
     async def _connect(self, key: tuple[str, str, int]) -> _Connection:

@@ -7,12 +7,11 @@ text of an expression used in step labels (:func:`show_expr`).
 
 from __future__ import annotations
 
+import heapq
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-
-import networkx as nx
 
 from ..diagnostics import Span
 from ..syntax import ast
@@ -61,17 +60,23 @@ class PlannedStep:
 class Plan:
     """The execution graph of one handler (see the package README for its shape).
 
-    ``graph`` is a ``networkx.DiGraph`` of step ids (node attribute ``step``; edge
-    attribute ``kind`` in :data:`EDGE_KINDS`), ``steps`` maps ids to steps.
+    ``steps`` maps step ids to steps; :meth:`edges` lists ``(source, target, kind)``
+    with ``kind`` in :data:`EDGE_KINDS`.  ``graph`` is the same graph as a
+    ``networkx.DiGraph`` of step ids (node attribute ``step``; edge attribute
+    ``kind``), built on first use: planning, ordering and rendering never import
+    networkx, so ``pflow graph`` starts fast.
     """
 
-    def __init__(self, entry: str, graph: nx.DiGraph, steps: Mapping[str, PlannedStep], *,
+    def __init__(self, entry: str, succ: Mapping[str, Mapping[str, str]],
+                 steps: Mapping[str, PlannedStep], *,
                  parts: Mapping[str, Mapping[Span, str]] | None = None,
                  sides: Mapping[str, Mapping[str, str | None]] | None = None,
                  names: Mapping[str, str] | None = None) -> None:
         self.entry = entry
-        self.graph = graph
         self.steps: dict[str, PlannedStep] = dict(steps)
+        # successors of each step in insertion order: step id -> {target id: edge kind}
+        self._succ: dict[str, dict[str, str]] = {sid: dict(succ.get(sid, {})) for sid in self.steps}
+        self._graph: Any = None
         self._parts = {k: dict(v) for k, v in (parts or {}).items()}
         self._sides = {k: dict(v) for k, v in (sides or {}).items()}
         self._names = dict(names or {})
@@ -86,15 +91,15 @@ class Plan:
         unknown step or a data edge touching a handler node, and :class:`PlanError`
         if the data edges form a cycle.
         """
-        g = nx.DiGraph()
         table: dict[str, PlannedStep] = {}
+        succ: dict[str, dict[str, str]] = {}
         for s in steps:
             if s.id in table:
                 raise ValueError(f"step id '{s.id}' is used twice")
             if s.kind not in STEP_KINDS:
                 raise ValueError(f"step '{s.id}' has unknown kind '{s.kind}'")
             table[s.id] = s
-            g.add_node(s.id, step=s)
+            succ[s.id] = {}
         for u, v, kind in edges:
             if kind not in EDGE_KINDS:
                 raise ValueError(f"edge {u} -> {v} has unknown kind '{kind}'")
@@ -103,30 +108,57 @@ class Plan:
                     raise ValueError(f"edge {u} -> {v} names unknown step '{end}'")
                 if kind == "data" and table[end].kind == "handler":
                     raise ValueError(f"data edge {u} -> {v} touches handler node '{end}'")
-            old = g.edges[u, v]["kind"] if g.has_edge(u, v) else None
+            old = succ[u].get(v)
             if old is None or EDGE_RANK[kind] < EDGE_RANK[old]:
-                g.add_edge(u, v, kind=kind)
-        plan = cls(entry, g, table, **extra)
+                succ[u][v] = kind
+        plan = cls(entry, succ, table, **extra)
         plan.check_acyclic()
         return plan
 
     # ------------------------------------------------------------ views
 
-    def data_graph(self) -> nx.DiGraph:
-        """A read-only view: the non-handler steps and the data edges between them."""
-        return nx.subgraph_view(self.graph,
-                                filter_node=lambda n: self.steps[n].kind != "handler",
-                                filter_edge=lambda u, v: self.graph.edges[u, v]["kind"] == "data")
+    def edges(self) -> list[tuple[str, str, str]]:
+        """Every edge as ``(source id, target id, kind)``, grouped by source in step order."""
+        return [(u, v, kind) for u, out in self._succ.items() for v, kind in out.items()]
+
+    @property
+    def graph(self) -> Any:
+        """The plan as a ``networkx.DiGraph`` (imports networkx on first use)."""
+        if self._graph is None:
+            import networkx as nx
+
+            g = nx.DiGraph()
+            for sid, step in self.steps.items():
+                g.add_node(sid, step=step)
+            for u, v, kind in self.edges():
+                g.add_edge(u, v, kind=kind)
+            self._graph = g
+        return self._graph
+
+    def data_edges(self) -> list[tuple[str, str]]:
+        """The data edges (between non-handler steps) as ``(source id, target id)``."""
+        return [(u, v) for u, targets in self._data_succ().items() for v in targets]
+
+    def data_graph(self) -> Any:
+        """A read-only ``networkx`` view: the non-handler steps and the data edges."""
+        import networkx as nx
+
+        g = self.graph
+        return nx.subgraph_view(g, filter_node=lambda n: self.steps[n].kind != "handler",
+                                filter_edge=lambda u, v: g.edges[u, v]["kind"] == "data")
+
+    def _data_succ(self) -> dict[str, list[str]]:
+        """The non-handler steps and the data edges between them."""
+        return {sid: [v for v, kind in self._succ[sid].items() if kind == "data"]
+                for sid, s in self.steps.items() if s.kind != "handler"}
 
     def check_acyclic(self) -> None:
         """Raises :class:`PlanError` naming every step on a cycle of data edges."""
-        try:
-            cycle = nx.find_cycle(self.data_graph())
-        except nx.NetworkXNoCycle:
+        cycle = _find_cycle(self._data_succ())
+        if cycle is None:
             return
-        ids = [u for u, _v, *_ in cycle]
-        chain = " -> ".join([*ids, ids[0]])
-        spans = [s for s in (self.steps[i].span for i in ids) if s is not None]
+        chain = " -> ".join([*cycle, cycle[0]])
+        spans = [s for s in (self.steps[i].span for i in cycle) if s is not None]
         raise PlanError(f"cycle among the data steps: {chain}", spans)
 
     def order(self) -> list[str]:
@@ -135,7 +167,22 @@ class Plan:
         Raises :class:`PlanError` if the data edges form a cycle.
         """
         self.check_acyclic()
-        return list(nx.lexicographical_topological_sort(self.data_graph(), key=self._position))
+        succ = self._data_succ()
+        indegree = dict.fromkeys(succ, 0)
+        for targets in succ.values():
+            for v in targets:
+                indegree[v] += 1
+        ready = [(self._position(n), n) for n, d in indegree.items() if d == 0]
+        heapq.heapify(ready)
+        out: list[str] = []
+        while ready:
+            _, n = heapq.heappop(ready)
+            out.append(n)
+            for v in succ[n]:
+                indegree[v] -= 1
+                if indegree[v] == 0:
+                    heapq.heappush(ready, (self._position(v), v))
+        return out
 
     def _position(self, sid: str) -> tuple[int, int, int, str]:
         span = self.steps[sid].span
@@ -171,23 +218,44 @@ class Plan:
     # ------------------------------------------------------------ export
 
     def to_json(self) -> dict[str, Any]:
-        """networkx node-link data with readable fields (spans as ``file:line:col``)."""
-        g = nx.DiGraph(entry=self.entry)
-        for sid in self.graph.nodes:
-            s = self.steps[sid]
-            g.add_node(sid, kind=s.kind, label=s.label,
-                       span=str(s.span) if s.span is not None else None,
-                       handler=s.handler,
-                       handler_name=self.name_of(s.handler) if s.handler else None,
-                       binds=s.binds, guard=list(s.guard) if s.guard else None)
-        for u, v, kind in self.graph.edges(data="kind"):
-            g.add_edge(u, v, kind=kind)
-        try:
-            data = nx.node_link_data(g, edges="links")
-        except TypeError:  # networkx < 3.4
-            data = nx.node_link_data(g)
+        """networkx node-link data (``networkx.node_link_graph`` reads it back) with
+        readable fields (spans as ``file:line:col``)."""
+        nodes = []
+        for sid, s in self.steps.items():
+            nodes.append({"kind": s.kind, "label": s.label,
+                          "span": str(s.span) if s.span is not None else None,
+                          "handler": s.handler,
+                          "handler_name": self.name_of(s.handler) if s.handler else None,
+                          "binds": s.binds, "guard": list(s.guard) if s.guard else None,
+                          "id": sid})
+        links = [{"kind": kind, "source": u, "target": v} for u, v, kind in self.edges()]
+        data = {"directed": True, "multigraph": False, "graph": {"entry": self.entry},
+                "nodes": nodes, "links": links}
         json.dumps(data)  # fail here, not in a caller, if anything is not serialisable
         return data
+
+
+def _find_cycle(succ: Mapping[str, list[str]]) -> list[str] | None:
+    """The steps of one cycle (depth-first from the first step, in order), or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for root in succ:
+        if root in state:
+            continue
+        path = [root]
+        state[root] = 1
+        stack = [iter(succ[root])]
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2
+                stack.pop()
+            elif state.get(nxt) == 1:
+                return path[path.index(nxt):]
+            elif nxt not in state:
+                state[nxt] = 1
+                path.append(nxt)
+                stack.append(iter(succ[nxt]))
+    return None
 
 
 # --------------------------------------------------------------------------- expression text

@@ -59,14 +59,14 @@ def _nodes(plan: Plan) -> list[str]:
     """Data steps in plan order, then handler nodes in the order they were found."""
     data = plan.order()
     seen = set(data)
-    return data + [n for n in plan.graph.nodes if n not in seen]
+    return data + [n for n in plan.steps if n not in seen]
 
 
 def _edges(plan: Plan, nodes: list[str]) -> list[tuple[str, str, str, str | None]]:
     """(source, target, kind, label) in a stable order."""
     rank = {n: i for i, n in enumerate(nodes)}
     out = []
-    for u, v, kind in plan.graph.edges(data="kind"):
+    for u, v, kind in plan.edges():
         label = None
         if kind == "data":
             g = plan.steps[v].guard
@@ -107,7 +107,7 @@ def mermaid_ids(ids: list[str] | Plan) -> dict[str, str]:
     """A safe, distinct Mermaid id (letters, digits, ``_``) for each step id."""
     out: dict[str, str] = {}
     used: set[str] = set()
-    for sid in (list(ids.graph.nodes) if isinstance(ids, Plan) else ids):
+    for sid in (list(ids.steps) if isinstance(ids, Plan) else ids):
         base = re.sub(r"[^A-Za-z0-9_]", "_", sid.encode("ascii", "replace").decode())
         if not base or not base[0].isalpha() or base.lower() in _MERMAID_RESERVED:
             base = "n_" + base

@@ -21,8 +21,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..runtime.sync import run_sync
-
 if TYPE_CHECKING:  # pragma: no cover
     from ..check.program import CheckedProgram, HandlerInfo
     from ..runtime.context import RunConfig, RunContext
@@ -131,6 +129,8 @@ def explain_command(program: CheckedProgram, args: argparse.Namespace) -> int:
             return await explain(ctx, h, args.input)
 
     try:
+        from ..runtime.sync import run_sync
+
         report = run_sync(go())
     except RunError as exc:
         return _fail(program, exc)
@@ -215,6 +215,8 @@ def optimize_command(program: CheckedProgram, args: argparse.Namespace) -> int:
                                   (lambda m: bar.update(message=m)) if bar else (lambda m: None))
 
     try:
+        from ..runtime.sync import run_sync
+
         result = run_sync(go())
     except RunError as exc:
         if bar is not None:

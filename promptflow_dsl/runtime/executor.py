@@ -86,14 +86,13 @@ class Scheduler:
 
 def statement_graph(plan: Plan) -> tuple[dict[str, set[str]], list[str]]:
     """Statement-level dependencies and order, folded from the plan's data graph."""
-    data = plan.data_graph()
     deps: dict[str, set[str]] = {}
     for sid in plan.order():
         step = plan.steps[sid]
         if step.kind == "input":
             continue
         deps.setdefault(statement_of(sid), set())
-    for u, v in data.edges:
+    for u, v in plan.data_edges():
         su, sv = statement_of(u), statement_of(v)
         if plan.steps[u].kind == "input" or su == sv:
             continue

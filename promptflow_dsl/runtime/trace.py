@@ -265,6 +265,7 @@ def _error_text(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 _SCRUBBED_FIELDS = ("inputs", "messages", "reply", "output", "error", "events", "extra")
+_RESCRUBBED_FIELDS = ("events", "extra")  # the fields callers may also fill directly
 
 
 class TraceRecorder:
@@ -347,19 +348,20 @@ class TraceRecorder:
                  error: str | BaseException | None = None, models: Mapping[str, str] | None = None,
                  program: str | None = None, entry: str | None = None,
                  inputs: Mapping[str, Any] | None = None) -> Trace:
-        """The finished trace.  Every step and value is scrubbed once more (events
-        appended directly to a step included); a step still ``running`` becomes
-        ``failed`` ("did not finish")."""
+        """The finished trace; a step still ``running`` becomes ``failed`` ("did not
+        finish").  Values recorded through :meth:`start`, :meth:`finish` and
+        :meth:`event` were scrubbed then; a step's ``events`` and ``extra``, which
+        callers may also fill directly, are scrubbed once more here."""
         if isinstance(error, BaseException):
             error = _error_text(error)
         finished = dt.datetime.now(dt.UTC)
         with self._lock:
             steps = []
             for step in self._steps:
-                update = {name: self.scrub(getattr(step, name)) for name in _SCRUBBED_FIELDS}
+                update = {name: self.scrub(getattr(step, name)) for name in _RESCRUBBED_FIELDS}
                 if step.status == "running":
                     update["status"] = "failed"
-                    update["error"] = update["error"] or "did not finish (the run ended first)"
+                    update["error"] = step.error or "did not finish (the run ended first)"
                 steps.append(step.model_copy(update=update))
         return Trace(
             run_id=self.run_id, program=self.program if program is None else str(program),
