@@ -40,12 +40,17 @@ Design
 * **Sampling.** ``temperature`` defaults to 0 (greedy), ``max_tokens`` to 256;
   ``top_p``, ``seed`` and ``stop`` are passed on; ``extra`` may carry llama-cpp
   sampling knobs (``top_k``, ``min_p``, ``repeat_penalty``, ...); other keys are ignored.
-* **Determinism.** By default every call evaluates its prompt from scratch.  llama-cpp
-  would otherwise reuse the KV cache of the previous call's common prefix, which
-  changes the batch shapes of the prompt evaluation and with them the float
-  rounding — enough to flip a near-tie in greedy decoding, so the same request could
-  get a different reply depending on what ran before.  ``LocalBackend(reuse_kv=True)``
-  turns the reuse on (faster for long shared prefixes, e.g. repeated continuations).
+* **Determinism.** llama-cpp reuses the KV cache of the previous call's longest
+  common prefix, which changes the batch shapes of the prompt evaluation and with
+  them the float rounding — enough to flip a near-tie in greedy decoding, so the
+  same request could get a different reply depending on what ran before.  So by
+  default a chat prompt is evaluated one message per batch, and only whole messages
+  are kept from the previous call (:func:`_evaluate_messages`): each message is
+  computed the same way whether it is kept or evaluated now, and the shared system
+  message of consecutive calls is not evaluated again (about 5% faster on short
+  prompts).  A raw continuation is evaluated from scratch.
+  ``LocalBackend(reuse_kv=True)`` turns llama-cpp's own prefix reuse on (faster for
+  long shared prefixes, e.g. repeated continuations, but not deterministic).
 * **Threads.** ``n_threads`` defaults to the cores this process may use.  Before
   ``llama_cpp`` is first imported, ``OMP_WAIT_POLICY`` is set to ``PASSIVE`` unless
   already set: with the default spinning OpenMP barriers, a busy machine (other
@@ -350,16 +355,18 @@ class LocalBackend:
                  params: GenParams) -> tuple[Any, Any, dict[str, Any]]:
         """(llama, prompt, create_completion kwargs) for a chat or a continuation."""
         llama = self._gen_model()
-        if not self.reuse_kv:
-            llama.reset()  # evaluate the whole prompt afresh: see "Determinism" above
         import llama_cpp
         if messages is not None:
             text, prefill = self._render_chat(messages)
             # As create_chat_completion: the template supplies any BOS, special tokens parsed.
             prompt: Any = llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)
             stop = self._chat_stop
+            if not self.reuse_kv:
+                _evaluate_messages(llama, prompt)  # see "Determinism" above
         else:
             prompt, stop = prefix or "", []
+            if not self.reuse_kv:
+                llama.reset()  # evaluate the whole prompt afresh: see "Determinism" above
         return llama, prompt, self._completion_kwargs(llama_cpp, params, stop)
 
     def _usage(self, llama: Any) -> Usage:
@@ -591,6 +598,34 @@ class LocalBackend:
 # helpers that need llama_cpp (called on the worker only)
 
 _TRACKED: dict[int, type] = {}
+
+
+def _evaluate_messages(llama: Any, tokens: list[int]) -> None:
+    """Evaluate every message of a chat prompt but the last, one message per batch,
+    keeping the messages already in the KV cache; ``generate`` then evaluates the last
+    one (as one batch) after finding the rest cached.
+
+    A message starts at each occurrence of the prompt's first token (``<|im_start|>``
+    in ChatML templates).  Every message is thus always evaluated as the same batch,
+    at the same positions, after the same earlier messages, whether it is evaluated
+    now or was kept from an earlier call: the result cannot depend on what ran before.
+    A template whose first token does not start each message gives one segment: the
+    whole prompt is evaluated afresh.
+    """
+    starts = [i for i, t in enumerate(tokens) if i > 0 and t == tokens[0]]
+    common = 0
+    for a, b in zip(llama.input_ids[: llama.n_tokens].tolist(), tokens, strict=False):
+        if a != b:
+            break
+        common += 1
+    keep = max([0, *(b for b in starts if b <= common)])
+    if keep == 0:
+        llama.reset()
+    else:
+        llama.n_tokens = keep  # eval drops the KV cells after this position first
+    for a, b in zip([0, *starts], starts, strict=False):
+        if a >= keep:
+            llama.eval(tokens[a:b])
 
 
 def _tracked_llama_class(llama_cpp: Any) -> type:

@@ -100,6 +100,34 @@ def test_chat_equals_create_chat_completion(backend):
     assert ours.usage.completion_tokens == ref["usage"]["completion_tokens"]
 
 
+def test_kept_messages_do_not_change_the_reply(backend):
+    """The system message kept in the KV cache from another call gives the same
+    reply, token for token, as evaluating everything afresh."""
+    params = GenParams(temperature=0.0, max_tokens=40)
+    question = user("Describe the sea in two sentences.")
+    llama = backend._gen_model()
+
+    async def fresh():
+        await backend._run(lambda _c: llama.reset())
+        return await backend.chat(question, params)
+
+    alone = run(fresh())
+    run(backend.chat(user("Name a colour."), GenParams(max_tokens=5)))  # shares the system message
+    after_other = run(backend.chat(question, params))
+    repeated = run(backend.chat(question, params))  # everything but the last message kept
+    assert after_other.text == alone.text == repeated.text
+    assert after_other.usage == alone.usage == repeated.usage
+    convo = [*question, Message("assistant", alone.text), Message("user", "Shorter, please.")]
+    follow = run(backend.chat(convo, GenParams(temperature=0.0, max_tokens=24)))
+    again = run(fresh_convo(backend, llama, convo))
+    assert follow.text == again.text
+
+
+async def fresh_convo(backend, llama, convo):
+    await backend._run(lambda _c: llama.reset())
+    return await backend.chat(convo, GenParams(temperature=0.0, max_tokens=24))
+
+
 def test_raw_continuation(backend):
     reply = run(backend.complete("1, 2, 3, 4, 5,", GenParams(max_tokens=6)))
     assert reply.text.startswith(" 6, 7")
