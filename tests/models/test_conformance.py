@@ -4,6 +4,10 @@ errors and retries for every fake-server scenario."""
 from __future__ import annotations
 
 import asyncio
+import http.client
+import http.server
+import threading
+import urllib.parse
 from typing import Any
 
 import pytest
@@ -108,3 +112,57 @@ print(asyncio.run(main()), "litellm" in sys.modules)
 """
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.stdout.split() == ["hi", "False"], r.stderr
+
+
+class _ForwardProxy(http.server.BaseHTTPRequestHandler):
+    """A plain-HTTP forward proxy: takes absolute-form requests, forwards them."""
+
+    seen: list[str] = []
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+        pass
+
+    def do_POST(self) -> None:  # noqa: N802
+        type(self).seen.append(self.path)
+        target = urllib.parse.urlsplit(self.path)
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        conn = http.client.HTTPConnection(target.hostname, target.port, timeout=10)
+        headers = {k: v for k, v in self.headers.items()
+                   if k.lower() not in ("host", "proxy-connection", "connection")}
+        conn.request("POST", target.path, body=body, headers=headers)
+        reply = conn.getresponse()
+        data = reply.read()
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.getheader("Content-Type") or "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(data)
+        conn.close()
+
+
+def test_a_proxy_named_by_the_environment_is_used(fake_openai, monkeypatch):
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy",
+                 "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ForwardProxy)
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    _ForwardProxy.seen = []
+    try:
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
+        backend = OpenAIHTTPBackend("openai/fake", {"api_base": fake_openai.base_url},
+                                    api_key="sk-test", timeout=5)
+
+        async def go() -> str:
+            try:
+                return (await backend.chat(MESSAGES, GenParams())).text
+            finally:
+                await backend.aclose()
+
+        assert asyncio.run(go()) == "hello there"
+        assert _ForwardProxy.seen == [fake_openai.base_url + "/chat/completions"]
+        assert fake_openai.count == 1
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
