@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import shutil
+import ssl
+import subprocess
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -22,14 +25,15 @@ class RawServer:
     """Answers each request with the next scripted reply (raw bytes, or a coroutine
     that writes to the connection); counts connections and requests."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.replies: deque[Reply] = deque()
         self.connections = 0
         self.requests: list[bytes] = []
         self.server: asyncio.AbstractServer | None = None
+        self.tls = tls
 
     async def __aenter__(self) -> RawServer:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -41,7 +45,7 @@ class RawServer:
     def url(self) -> str:
         assert self.server is not None
         port = self.server.sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{port}"
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
@@ -73,9 +77,9 @@ def ok(body: bytes, *headers: str) -> bytes:
     return (f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n{extra}\r\n").encode() + body
 
 
-def run(coro_fn: Callable[[RawServer], Awaitable[Any]]) -> Any:
+def run(coro_fn: Callable[[RawServer], Awaitable[Any]], tls: ssl.SSLContext | None = None) -> Any:
     async def main() -> Any:
-        async with RawServer() as server:
+        async with RawServer(tls) as server:
             try:
                 return await coro_fn(server)
             finally:
@@ -244,3 +248,44 @@ def test_proxy_for(monkeypatch):
     assert http11.proxy_for("https://api.example.com/v1") == "http://proxy.example:3128"
     assert http11.proxy_for("http://api.example.com/v1") is None  # only https is proxied
     assert http11.proxy_for("https://internal.example/v1") is None
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1 (made with the openssl command)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is not available")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = str(folder / "cert.pem"), str(folder / "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                    "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    return cert, key
+
+
+def test_https_with_a_trusted_certificate(certificate, monkeypatch):
+    cert, key = certificate
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    monkeypatch.setenv("SSL_CERT_FILE", cert)  # the client's default context trusts it
+
+    async def go(server: RawServer) -> None:
+        server.replies.extend([ok(b"secure"), ok(b"again")])
+        assert server.url.startswith("https://")
+        assert (await get(server))[1] == b"secure"
+        assert (await get(server))[1] == b"again"
+        assert server.connections == 1
+    run(go, tls)
+
+
+def test_https_with_an_untrusted_certificate_fails(certificate, monkeypatch):
+    cert, key = certificate
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+
+    async def go(server: RawServer) -> None:
+        server.replies.append(ok(b"never"))
+        with pytest.raises(HTTPConnectionError, match="cannot connect"):
+            await get(server)
+    run(go, tls)
