@@ -8,12 +8,13 @@ server (a separate process, fixed latency), in one run:
   (c) batch: 200 inputs x a 3-step chain, 16 calls in flight
 
 For each: wall time, ideal time (critical path x latency, or total calls x latency /
-concurrency), efficiency = ideal / wall, client CPU time per call, and the requests
-the server counted (which must equal the expected number).  Also: start-up times of
+concurrency), efficiency = ideal / wall, client CPU time per call (medians of
+``--repeat`` runs, the clients taking turns), and the requests the server counted in
+every run (which must equal the expected number; -1 if the runs disagreed).  Also: start-up times of
 `pflow check` / `pflow graph`, the cached re-run time per node, and local/smollm2
 tokens/s through pflow vs raw llama-cpp-python (medians, alternating, new prompt each round).
 
-    python bench/perf.py [--latency 0.05] [--skip-local] [--json OUT]
+    python bench/perf.py [--latency 0.05] [--repeat 5] [--skip-local] [--json OUT]
 """
 
 from __future__ import annotations
@@ -301,6 +302,8 @@ def local_tokens_per_second() -> tuple[float, float, float]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--latency", type=float, default=0.05)
+    ap.add_argument("--repeat", type=int, default=5,
+                    help="runs per workload and client; the table shows medians (default 5)")
     ap.add_argument("--skip-local", action="store_true")
     ap.add_argument("--json", metavar="OUT")
     args = ap.parse_args()
@@ -311,17 +314,25 @@ def main() -> int:
         clients = {"pflow": lambda w: run_pflow(server.base_url, w),
                    "asyncio+litellm": lambda w: run_plain(server.base_url, w, _litellm_call()),
                    "asyncio+http": lambda w: run_plain(server.base_url, w, _http_call())}
+        for fn in clients.values():
+            fn("fan")  # warm imports once
         for work in ("fan", "chain", "batch"):
-            for name, fn in clients.items():
-                fn(work) if work == "fan" else None  # warm imports and connections once
-                server.ask("reset")
-                m = fn(work)
-                count = server.ask("count")
-                n = expected_calls(work)
-                rows.append({"workload": work, "client": name, "wall_s": m.wall,
+            n = expected_calls(work)
+            runs: dict[str, list[tuple[float, float, int]]] = {name: [] for name in clients}
+            for _ in range(args.repeat):  # the clients take turns: drifts hit all alike
+                for name, fn in clients.items():
+                    server.ask("reset")
+                    m = fn(work)
+                    runs[name].append((m.wall, m.cpu, server.ask("count")))
+            for name, got in runs.items():
+                wall = statistics.median(w for w, _, _ in got)
+                cpu = statistics.median(c for _, c, _ in got)
+                counts = {c for _, _, c in got}
+                rows.append({"workload": work, "client": name, "wall_s": wall,
                              "ideal_s": ideal(work, args.latency),
-                             "efficiency": ideal(work, args.latency) / m.wall,
-                             "cpu_ms_per_call": m.cpu * 1000 / n, "requests": count,
+                             "efficiency": ideal(work, args.latency) / wall,
+                             "cpu_ms_per_call": cpu * 1000 / n,
+                             "requests": counts.pop() if len(counts) == 1 else -1,
                              "expected": n})
         per_node, _ = cached_rerun(server.base_url)
     finally:
