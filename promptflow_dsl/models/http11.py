@@ -317,11 +317,7 @@ class _Connection(asyncio.Protocol):
                 if not self._parse_head():
                     return
             elif self.state == _LENGTH:
-                take = min(self.remaining, len(self.buf))
-                self._body(bytes(self.buf[:take]))
-                del self.buf[:take]
-                self.remaining -= take
-                if self.remaining == 0:
+                if self._take_counted():
                     self._end_of_body()
             elif self.state == _UNTIL_CLOSE:
                 self._body(bytes(self.buf))
@@ -344,11 +340,7 @@ class _Connection(asyncio.Protocol):
                     self.remaining = size
                     self.state = _CHUNK_DATA
             elif self.state == _CHUNK_DATA:
-                take = min(self.remaining, len(self.buf))
-                self._body(bytes(self.buf[:take]))
-                del self.buf[:take]
-                self.remaining -= take
-                if self.remaining == 0:
+                if self._take_counted():
                     self.state = _CHUNK_END
             elif self.state == _CHUNK_END:
                 if len(self.buf) < 2:
@@ -366,6 +358,14 @@ class _Connection(asyncio.Protocol):
                     self._end_of_body()
             else:  # _IDLE: bytes nobody asked for
                 raise RemoteProtocolError("the server sent data without a request")
+
+    def _take_counted(self) -> bool:
+        """Pass up to ``remaining`` buffered bytes to the body; True when all have come."""
+        take = min(self.remaining, len(self.buf))
+        self._body(bytes(self.buf[:take]))
+        del self.buf[:take]
+        self.remaining -= take
+        return self.remaining == 0
 
     def _parse_head(self) -> bool:
         end = self.buf.find(b"\r\n\r\n")

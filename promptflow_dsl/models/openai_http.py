@@ -154,31 +154,18 @@ class OpenAIHTTPBackend(LiteLLMBackend):
         _holders.setdefault(asyncio.get_running_loop(), set()).add(id(self))
         url = base + path
         data = json.dumps(body).encode()
-        if http11.proxy_for(url) is not None:
-            return await self._post_via_proxy(url, headers, data, stream)
-        response = await http11.pool().request("POST", url, headers, data)
+        if http11.proxy_for(url) is None:
+            response = await http11.pool().request("POST", url, headers, data)
+            readline = response.readline
+        else:  # a general client that speaks to the proxy
+            response = await _aiohttp_session().post(url, data=data, headers=headers)
+            readline = response.content.readline
         try:
             if response.status >= 300:
                 text = await response.text(errors="replace")
                 raise HTTPStatusError(response.status, response.headers, text)
             if stream:
-                return _SSE(response.readline, response.release)
-            raw = await response.read()
-        except BaseException:
-            response.close()
-            raise
-        response.release()
-        return json.loads(raw)
-
-    async def _post_via_proxy(self, url: str, headers: dict[str, str], data: bytes,
-                              stream: bool) -> Any:
-        response = await _aiohttp_session().post(url, data=data, headers=headers)
-        try:
-            if response.status >= 300:
-                text = await response.text(errors="replace")
-                raise HTTPStatusError(response.status, response.headers, text)
-            if stream:
-                return _SSE(response.content.readline, response.release)
+                return _SSE(readline, response.release)
             raw = await response.read()
         except BaseException:
             response.close()
