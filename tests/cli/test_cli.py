@@ -115,6 +115,25 @@ def test_import_and_check_do_not_import_litellm_or_networkx(tmp_path: Path):
     assert r.stdout.strip() == ""
 
 
+def test_graph_does_not_import_networkx_until_plan_graph_is_used(tmp_path: Path):
+    f = tmp_path / "g.pflow"
+    f.write_text(GOOD)
+    code = "\n".join([
+        "import sys, contextlib, io",
+        "from promptflow_dsl import cli",
+        "with contextlib.redirect_stdout(io.StringIO()):",
+        "    for fmt in ('mermaid', 'dot', 'json'):",
+        "        assert cli.main(['graph', sys.argv[1], 'greet', '--format', fmt]) == 0",
+        "before = 'networkx' in sys.modules",
+        "import promptflow_dsl as pf",
+        "g = pf.load(sys.argv[1]).plan('greet').graph",
+        "print(before, 'networkx' in sys.modules, type(g).__name__, g.number_of_nodes())"])
+    r = subprocess.run([sys.executable, "-c", code, str(f)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    before, after, kind, nodes = r.stdout.split()
+    assert (before, after, kind) == ("False", "True", "DiGraph") and int(nodes) >= 2
+
+
 RUNNABLE = '''model default = "echo"
 prompt greet(name: str) -> str = "Hello {{ name }}"
 tool boom(x: int) -> int = python "t:boom"
