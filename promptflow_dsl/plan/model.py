@@ -7,6 +7,7 @@ text of an expression used in step labels (:func:`show_expr`).
 
 from __future__ import annotations
 
+import functools
 import heapq
 import json
 from collections.abc import Iterable, Iterator, Mapping
@@ -137,7 +138,7 @@ class Plan:
 
     def data_edges(self) -> list[tuple[str, str]]:
         """The data edges (between non-handler steps) as ``(source id, target id)``."""
-        return [(u, v) for u, targets in self._data_succ().items() for v in targets]
+        return [(u, v) for u, targets in self._data_succ.items() for v in targets]
 
     def data_graph(self) -> Any:
         """A read-only ``networkx`` view: the non-handler steps and the data edges."""
@@ -147,14 +148,15 @@ class Plan:
         return nx.subgraph_view(g, filter_node=lambda n: self.steps[n].kind != "handler",
                                 filter_edge=lambda u, v: g.edges[u, v]["kind"] == "data")
 
+    @functools.cached_property
     def _data_succ(self) -> dict[str, list[str]]:
-        """The non-handler steps and the data edges between them."""
+        """The non-handler steps and the data edges between them (a plan does not change)."""
         return {sid: [v for v, kind in self._succ[sid].items() if kind == "data"]
                 for sid, s in self.steps.items() if s.kind != "handler"}
 
     def check_acyclic(self) -> None:
         """Raises :class:`PlanError` naming every step on a cycle of data edges."""
-        cycle = _find_cycle(self._data_succ())
+        cycle = _find_cycle(self._data_succ)
         if cycle is None:
             return
         chain = " -> ".join([*cycle, cycle[0]])
@@ -166,8 +168,7 @@ class Plan:
 
         Raises :class:`PlanError` if the data edges form a cycle.
         """
-        self.check_acyclic()
-        succ = self._data_succ()
+        succ = self._data_succ
         indegree = dict.fromkeys(succ, 0)
         for targets in succ.values():
             for v in targets:
@@ -182,6 +183,8 @@ class Plan:
                 indegree[v] -= 1
                 if indegree[v] == 0:
                     heapq.heappush(ready, (self._position(v), v))
+        if len(out) < len(succ):  # the steps on a cycle never became ready
+            self.check_acyclic()
         return out
 
     def _position(self, sid: str) -> tuple[int, int, int, str]:

@@ -86,22 +86,14 @@ class Scheduler:
 
 def statement_graph(plan: Plan) -> tuple[dict[str, set[str]], list[str]]:
     """Statement-level dependencies and order, folded from the plan's data graph."""
-    deps: dict[str, set[str]] = {}
-    for sid in plan.order():
-        step = plan.steps[sid]
-        if step.kind == "input":
-            continue
-        deps.setdefault(statement_of(sid), set())
+    order = list(dict.fromkeys(statement_of(sid) for sid in plan.order()
+                               if plan.steps[sid].kind != "input"))
+    deps: dict[str, set[str]] = {s: set() for s in order}
     for u, v in plan.data_edges():
         su, sv = statement_of(u), statement_of(v)
         if plan.steps[u].kind == "input" or su == sv:
             continue
         deps.setdefault(sv, set()).add(su)
-    order: list[str] = []
-    for sid in plan.order():
-        s = statement_of(sid)
-        if plan.steps[sid].kind != "input" and s not in order:
-            order.append(s)
     return deps, order
 
 
