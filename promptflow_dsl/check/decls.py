@@ -8,7 +8,6 @@ template variables, call edges).
 
 from __future__ import annotations
 
-import json
 import re
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
@@ -19,6 +18,7 @@ from ..syntax import ast
 from .env import ModuleEnv
 from .exprs import ExprChecker, Scope, free_names, mismatch_note
 from .holes import Literal, parse_template
+from .jsonl import RowsError, parse_rows
 from .program import HandlerInfo, HookInfo, Signature, TestInfo
 from .pyrefs import check_python_target
 from .templates import check_template, locate
@@ -100,29 +100,11 @@ def read_jsonl(env: ModuleEnv, s: ast.Str, what: str, need_io: bool) -> list[dic
     except (OSError, UnicodeDecodeError) as exc:
         env.err(s.span, f"cannot read {what} '{s.value}': {exc}")
         return None
-    rows = []
-    for i, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            env.err(s.span, f"{what} '{s.value}' line {i}: not valid JSON ({exc.msg})")
-            return None
-        if not isinstance(row, dict):
-            env.err(s.span, f"{what} '{s.value}' line {i}: each line must be a JSON object")
-            return None
-        if need_io and ("input" not in row or "output" not in row):
-            env.err(s.span, f"{what} '{s.value}' line {i}: a demo row needs \"input\" and \"output\"")
-            return None
-        if need_io and not isinstance(row["input"], str):
-            env.err(s.span, f"{what} '{s.value}' line {i}: \"input\" must be a string")
-            return None
-        rows.append(row)
-    if not rows:
-        env.err(s.span, f"{what} '{s.value}' has no rows")
+    try:
+        return parse_rows(text, need_io=need_io)
+    except RowsError as exc:
+        env.err(s.span, f"{what} '{s.value}' {exc}")
         return None
-    return rows
 
 
 def accepts_question(h: HandlerInfo) -> str | None:

@@ -73,21 +73,12 @@ def read_rows(path: str, what: str) -> list[dict[str, Any]]:
         raise CommandError(f"cannot read {what} {path}: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise CommandError(f"{what} {path} is not UTF-8 text") from None
-    rows = []
-    for i, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise CommandError(f"{what} {path} line {i}: not valid JSON ({exc.msg})") from None
-        if not isinstance(row, dict) or not isinstance(row.get("input"), str) or "output" not in row:
-            raise CommandError(f"{what} {path} line {i}: a row needs a string \"input\" and an "
-                               f"\"output\"")
-        rows.append(row)
-    if not rows:
-        raise CommandError(f"{what} {path} has no rows")
-    return rows
+    from ..check.jsonl import RowsError, parse_rows
+
+    try:
+        return parse_rows(text, need_io=True)
+    except RowsError as exc:
+        raise CommandError(f"{what} {path} {exc}") from None
 
 
 def run_config(args: argparse.Namespace) -> RunConfig:

@@ -542,6 +542,10 @@ def test_optimize_command_end_to_end(project, capsys):
     code = cli.main(["optimize", str(project / "p.pflow"), "solve", "--train",
                      str(project / "nope.jsonl"), "--eval", str(project / "eval.jsonl")])
     assert code == 2 and "cannot read training file" in capsys.readouterr().err
+    (project / "bad.jsonl").write_text('{"input": "a", "output": "b"}\n{"input": 3, "output": "c"}\n')
+    code = cli.main(["optimize", str(project / "p.pflow"), "solve", "--train",
+                     str(project / "bad.jsonl"), "--eval", str(project / "eval.jsonl")])
+    assert code == 2 and 'bad.jsonl line 2: "input" must be a string' in capsys.readouterr().err
 
 
 def test_progress_line():
