@@ -30,9 +30,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from . import http11
-from .base import Capabilities, Usage
+from .base import Usage
 from .prices import cost_of
-from .remote import LiteLLMBackend, capabilities_for, split_provider
+from .remote import LiteLLMBackend, split_provider
 
 OPENAI_BASE = "https://api.openai.com/v1"
 FAST_PREFIXES = ("openai/", "text-completion-openai/")
@@ -126,15 +126,7 @@ class _SSE:
 class OpenAIHTTPBackend(LiteLLMBackend):
     """An OpenAI-compatible model over plain HTTP (see the module docstring)."""
 
-    @property
-    def capabilities(self) -> Capabilities:
-        if self._capabilities is None:
-            self._capabilities = capabilities_for(self.model_id, self._cap_params, self.api_base,
-                                                  ask_litellm=False)
-        return self._capabilities
-
-    def __repr__(self) -> str:
-        return f"OpenAIHTTPBackend({self.model_id!r}, api_base={self.api_base!r})"
+    ask_litellm = False
 
     # -- the wire ------------------------------------------------------------------
 

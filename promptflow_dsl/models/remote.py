@@ -221,17 +221,22 @@ class LiteLLMBackend:
         self.max_delay = max_delay
         self._sleep = sleep
 
+    ask_litellm = True
+    """Whether :attr:`capabilities` asks litellm about response schemas (the lean
+    OpenAI-compatible client, which never imports litellm, says no)."""
+
     @property
     def capabilities(self) -> Capabilities:
-        """The table with litellm's answer on response schemas (imports litellm once);
-        computed on first use, so it is the same whatever was imported before."""
+        """The table, with litellm's answer on response schemas where :attr:`ask_litellm`
+        (imports litellm once); computed on first use, so it is the same whatever was
+        imported before."""
         if self._capabilities is None:
             self._capabilities = capabilities_for(self.model_id, self._cap_params, self.api_base,
-                                                  ask_litellm=True)
+                                                  ask_litellm=self.ask_litellm)
         return self._capabilities
 
     def __repr__(self) -> str:
-        return f"LiteLLMBackend({self.model_id!r}, api_base={self.api_base!r})"
+        return f"{type(self).__name__}({self.model_id!r}, api_base={self.api_base!r})"
 
     # -- request building ------------------------------------------------------
 
