@@ -477,10 +477,8 @@ class Pool:
         target = parts.path or "/"
         if parts.query:
             target += "?" + parts.query
-        default_port = port == (443 if scheme == "https" else 80)
-        host = parts.hostname if default_port else f"{parts.hostname}:{port}"
-        if ":" in parts.hostname and not default_port:
-            host = f"[{parts.hostname}]:{port}"
+        name = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname  # IPv6
+        host = name if port == (443 if scheme == "https" else 80) else f"{name}:{port}"
         lines = [f"{method} {target} HTTP/1.1", f"Host: {host}",
                  f"User-Agent: {_USER_AGENT}", "Accept-Encoding: gzip, deflate"]
         lines.extend(f"{k}: {v}" for k, v in headers.items())

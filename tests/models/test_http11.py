@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import shutil
+import socket
 import ssl
 import subprocess
 from collections import deque
@@ -104,6 +105,35 @@ def test_content_length_and_keep_alive():
         assert head.startswith("POST /v1/x HTTP/1.1\r\n")
         assert "Host: 127.0.0.1:" in head and "X-Test: 1" in head and "Content-Length: 2" in head
     run(go)
+
+
+def test_host_header_over_ipv6():
+    async def go() -> bytes:
+        server = await asyncio.start_server(serve, "::1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            r = await http11.pool().request("POST", f"http://[::1]:{port}/x", {}, b"{}")
+            data = await r.read()
+            r.release()
+            return data
+        finally:
+            server.close()
+            await server.wait_closed()
+            await http11.close_pool()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        await reader.readexactly(2)
+        host = next(line for line in head.split(b"\r\n") if line.startswith(b"Host:"))
+        writer.write(ok(host))
+        await writer.drain()
+        writer.close()
+
+    try:
+        socket.create_server(("::1", 0), family=socket.AF_INET6).close()
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    assert asyncio.run(go()).startswith(b"Host: [::1]:")
 
 
 def test_connection_close_is_not_reused():
