@@ -435,6 +435,15 @@ class Builder(Transformer_NonRecursive):
         if "body" in parts:
             fields = self._with_clauses("expert", str(tok.value), parts["body"].value)
         when = parts["when"].value if "when" in parts else None
+        if "when" in fields:  # `when` written in the body: the same rule as in the header
+            body_when = fields.pop("when")
+            if when is None:
+                when = body_when
+            else:
+                clause = next(c for c in parts["body"].value
+                              if isinstance(c, Clause) and c.word == "when")
+                self._err(clause.word_span, f"expert '{tok.value}' has `when` both after its name "
+                                            f"and in its body: keep one")
         delegate = parts["delegate"].value if "delegate" in parts else None
         if delegate is not None and "instruction" in fields:
             self._err(fields["instruction"].span,

@@ -128,7 +128,7 @@ SPECS: dict[str, dict[str, tuple[str, Conv]]] = {
                   "max_steps": ("max_steps", _as_int), "max_depth": ("max_depth", _as_int)},
     "route": {**_COMMON, "by": ("by", _as_name), "embed": ("embed", _as_ref)},
     "expert": {"instruction": ("instruction", _as_str), "demos": ("demos", _as_str),
-               "model": ("model", _as_ref)},
+               "model": ("model", _as_ref), "when": ("when", _as_expr)},
     "sketch": {**_COMMON, "decoder": ("decoder", _as_decoder), "template": ("template", _as_str),
                "retries": ("retries", _as_int)},
     "hook": {"when": ("when", _as_trigger), "if": ("if", _as_expr), "run": ("run", _as_call),

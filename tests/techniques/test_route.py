@@ -379,6 +379,78 @@ def test_automatic_experts_run_and_are_cached(project, monkeypatch):
     assert call.messages[0].role == "user"  # no instruction yet: no system message
 
 
+# ------------------------------------------------------------------ by rule: `when` in the body
+
+BODY_WHEN = '''
+model default = "echo"
+prompt general(ticket: str) -> str = "Answer briefly: {{ ticket }}"
+
+route triage(ticket: str) -> str {
+  by rule
+  expert refunds { when "refund" in lower(ticket)  instruction "You handle refunds." }
+  expert outage {
+    when lower(ticket) contains "down"
+    instruction "You handle outages."
+  }
+  expert empty -> general { when len(strip(ticket)) == 0 }
+  expert other -> general
+}
+
+test "a `when` in the body picks its expert" {
+  mock model default replies ["Refunds take 5 days."]
+  out = triage(ticket="I want a REFUND")
+  expect routed(triage) == "refunds"
+  expect out == "Refunds take 5 days."
+}
+
+test "the default expert takes what no rule claims" {
+  mock model default replies ["Hello."]
+  out = triage(ticket="hi")
+  expect routed(triage) == "other"
+  expect calls(general) == 1
+}
+'''
+
+
+def test_rule_when_in_the_expert_body_checks_and_runs(project, capsys):
+    program = load(project, BODY_WHEN)
+    experts = program.handler("triage").decl.experts
+    assert [e.when is not None for e in experts] == [True, True, True, False]
+    scripted = ScriptedBackend("default", ["The site is back.", "Refunds take 5 days."])
+    config = cfg(project, backends={"default": scripted})
+    r = program.run("triage", config=config, ticket="The site is DOWN")
+    assert r.value == "The site is back."
+    assert scripted.calls[0].messages[0].content == "You handle outages."
+    event = next(e for s in r.trace.steps if s.kind == "route" for e in s.events
+                 if e["type"] == "route")
+    assert event["expert"] == "outage"
+    assert event["rules"] == {"refunds": False, "outage": True}  # later rules not evaluated
+    r = program.run("triage", config=config, ticket="refund please")
+    assert r.value == "Refunds take 5 days."
+    assert cli.main(["test", str(project / "p.pflow")]) == 0, capsys.readouterr().out
+    code = cli.main(["route", "explain", str(project / "p.pflow"), "triage", "-i", "  "])
+    out = capsys.readouterr().out
+    assert code == 0 and "→ empty" in out and "len(strip(ticket)) == 0" in out
+
+
+def test_rule_when_in_the_header_and_the_body_is_an_error(project):
+    text = BODY_WHEN.replace("expert outage {", 'expert outage when ticket == "x" {')
+    with pytest.raises(pf.CompileError) as info:
+        load(project, text)
+    [d] = info.value.diagnostics
+    assert d.message == ("expert 'outage' has `when` both after its name and in its body: "
+                         "keep one")
+    assert (d.span.line, d.span.col) == (9, 5)  # the body's `when`
+
+
+def test_rule_when_in_the_body_of_a_non_rule_route_is_an_error(project):
+    text = BODY_WHEN.replace("by rule", "by llm")
+    with pytest.raises(pf.CompileError) as info:
+        load(project, text)
+    messages = [(d.span.line, d.message) for d in info.value.diagnostics]
+    assert [line for line, m in messages if m == "`when` is only used by `by rule`"] == [7, 9, 12]
+
+
 # ------------------------------------------------------------------ errors
 
 
