@@ -31,7 +31,7 @@ Behaviour is scripted per instance:
   ``truncate(times, after_chunks=1)`` (a stream — or a body — cut off mid-way).
 
 It records every request (``.requests``: dicts with ``method``, ``path``, ``body``
-and ``headers``), counts them (``.count``), tracks the most requests in flight at
+and ``headers``, looked up case-insensitively), counts them (``.count``), tracks the most requests in flight at
 once (``.max_in_flight``) and the streams whose client went away early
 (``.aborted``). Tokens are whitespace-led words (``"Hello"``, ``" world"``), token
 counts are word counts, and log-probs are a deterministic function of the token.
@@ -55,6 +55,23 @@ from typing import Any
 Reply = str | Callable[[dict[str, Any]], str]
 
 _TOKEN = re.compile(r"\s*\S+|\s+")
+
+
+class Headers(dict[str, str]):
+    """Request headers as received, looked up case-insensitively (HTTP header names
+    are case-insensitive: clients differ in how they spell them)."""
+
+    def __init__(self, items: Any = ()) -> None:
+        super().__init__((str(k).lower(), v) for k, v in items)
+
+    def __getitem__(self, key: str) -> str:
+        return super().__getitem__(key.lower())
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and super().__contains__(key.lower())
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        return super().get(key.lower(), default)
 
 
 def fake_tokens(text: str) -> list[str]:
@@ -166,7 +183,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802
         fake = self.server.fake
-        fake._enter("GET", self.path, None, dict(self.headers))
+        fake._enter("GET", self.path, None, Headers(self.headers.items()))
         try:
             if self.path.rstrip("/") in ("/v1/models", "/models"):
                 self._send_json(200, {"object": "list", "data": [
@@ -184,7 +201,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(raw or b"{}")
         except ValueError:
             body = {"_unparsed": raw.decode("utf-8", "replace")}
-        fault = fake._enter("POST", self.path, body, dict(self.headers))
+        fault = fake._enter("POST", self.path, body, Headers(self.headers.items()))
         try:
             self._post(fake, body, fault)
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from pathlib import Path
 
@@ -33,10 +34,20 @@ def test_wheel_contains_grammar_and_stdlib(wheel: Path):
 
 def test_installed_wheel_works_from_another_folder(wheel: Path, tmp_path: Path):
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    # A venv of its own (no system site-packages: inside a venv that would be the base
+    # Python's packages, not this environment's). The dependencies come from the
+    # environment running the tests: its site-packages directories go on the new venv's
+    # path *after* its own site-packages, as plain path entries, so their .pth files (an
+    # editable install of this project among them) are not processed and the wheel's
+    # copy of the package is the one imported.
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     py = venv / "bin" / "python"
-    subprocess.run([str(py), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-                    "--force-reinstall", str(wheel)], check=True)
+    new_site = Path(subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                   capture_output=True, text=True, check=True).stdout.strip())
+    ours = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    (new_site / "zz_project_env.pth").write_text("".join(f"{p}\n" for p in sorted(ours)))
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "--quiet",
+                    "--no-deps", "--no-index", "--force-reinstall", str(wheel)], check=True)
     work = tmp_path / "elsewhere"
     work.mkdir()
     (work / "p.pflow").write_text(PROGRAM)

@@ -33,9 +33,9 @@ def _check_module(env: ModuleEnv) -> None:
         sig = env.signature(d)
         env.cm.handlers[d.name] = HandlerInfo(f"{env.cm.key}::{d.name}", d.name, d.kind,
                                               env.cm.key, sig, d)
-    for d in mod.decls:
-        if isinstance(d, ast.HookDecl) and env.values.get(d.name) is d:
-            env.cm.hooks[d.name] = decls.check_hook(env, d, ExprChecker(env))
+    for hd in mod.decls:
+        if isinstance(hd, ast.HookDecl) and env.values.get(hd.name) is hd:
+            env.cm.hooks[hd.name] = decls.check_hook(env, hd, ExprChecker(env))
     for d in handler_decls:
         info = env.cm.handlers[d.name]
         ec = ExprChecker(env)
@@ -66,9 +66,9 @@ def _check_module(env: ModuleEnv) -> None:
         env.cm.handlers[d.name] = dataclasses.replace(
             info, calls=calls, template_vars=tuple(details.pop("template_vars", ())),
             details=details)
-    for d in mod.decls:
-        if isinstance(d, ast.TestDecl):
-            env.cm.tests.append(decls.check_test(env, d, ExprChecker(env)))
+    for td in mod.decls:
+        if isinstance(td, ast.TestDecl):
+            env.cm.tests.append(decls.check_test(env, td, ExprChecker(env)))
 
 
 def _check_recursion(modules: dict[str, CheckedModule], diags: list[Diagnostic]) -> None:

@@ -327,7 +327,8 @@ class ExprChecker:
             return self._counter(e, obj)
         if kind == "builtin":
             return self._builtin(e, obj, scope)
-        h: HandlerInfo = obj
+        assert isinstance(obj, HandlerInfo)
+        h = obj
         self.env.cm.resolutions[e.span] = Resolved("handler", h.key)
         self.calls.append((h.key, "call"))
         self.bind(e, h.signature, self._callee_name(e.func), scope)

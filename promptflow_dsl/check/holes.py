@@ -212,9 +212,9 @@ class _Parser:
         except _Fail as fail:
             if fail.error.start < self.n:  # at the end of text it is reported as unterminated
                 self.errors.append(fail.error)
-            end = self.skip_to_close(fail.resume)
-            if end is None:
-                end = self.n
+            closed = self.skip_to_close(fail.resume)
+            end = self.n if closed is None else closed
+            if closed is None:
                 if not fail.eof:
                     self.errors.append(
                         HoleError(f"unterminated hole '{name}'; expected ']'", start, end))
@@ -352,7 +352,7 @@ class _Parser:
                 out.append(chr(int(chunk[1:], 8)) if kind in "01234567" else
                            chunk.encode("utf-8", "surrogatepass").decode("unicode_escape"))
             except UnicodeError as exc:  # unknown \N{name}, \U beyond U+10FFFF
-                raise _Fail(f"invalid '\\{kind}' escape: {exc.reason.lower()}",
+                raise _Fail(f"invalid '\\{kind}' escape: {getattr(exc, 'reason', str(exc)).lower()}",
                             j, m.end(), resume=stop + 1) from None
             i = m.end()
         return "".join(out)

@@ -161,22 +161,22 @@ class Loader:
         if parts[0] == "std":
             if len(parts) == 1:
                 return None, None, error(span, "import a standard module, e.g. `import std.text`")
-            path = stdlib_dir().resolve().joinpath(*parts[1:]).with_suffix(".pflow")
-            if not path.is_file():
+            std_path = stdlib_dir().resolve().joinpath(*parts[1:]).with_suffix(".pflow")
+            if not std_path.is_file():
                 available = sorted(p.stem for p in stdlib_dir().glob("*.pflow"))
                 return None, None, error(span, f"no standard module '{decl.module}' "
                                                f"(available: {', '.join('std.' + a for a in available)})")
-            return path, decl.module, None
-        rel = Path(*parts).with_suffix(".pflow")
+            return std_path, decl.module, None
+        rel_path = Path(*parts).with_suffix(".pflow")
         bases = [importer.path.parent] if importer.path else []
         bases.append(self.project.root)
         for base in bases:
-            cand = (base / rel).resolve()
+            cand = (base / rel_path).resolve()
             if cand.is_file():
                 if not self.project.permits(cand):
                     break
                 return cand, None, None
-        return None, None, error(span, f"no module '{decl.module}' (looked for {rel.as_posix()} beside "
+        return None, None, error(span, f"no module '{decl.module}' (looked for {rel_path.as_posix()} beside "
                                        f"this file and in the project folder)")
 
 

@@ -134,8 +134,11 @@ class CapabilityError(ModelError):
 class Backend(Protocol):
     """A model.  Every method may raise :class:`ModelError`."""
 
-    model_id: str
-    capabilities: Capabilities
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def capabilities(self) -> Capabilities: ...
 
     async def chat(self, messages: list[Message], params: GenParams) -> Reply: ...
 

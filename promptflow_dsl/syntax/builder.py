@@ -44,10 +44,17 @@ class _Marker:
     span: Span | None = None
 
 
+def _pos(tok: Token) -> tuple[int, int]:
+    """Line and column of a token the parser made (the lexer always sets them)."""
+    assert tok.line is not None and tok.column is not None
+    return tok.line, tok.column
+
+
 def _tok_span(file: str, tok: Token) -> Span:
-    end_line = tok.end_line if tok.end_line is not None else tok.line
-    end_col = tok.end_column if tok.end_column is not None else tok.column + len(tok.value)
-    return Span(file, tok.line, tok.column, end_line, end_col)
+    line, col = _pos(tok)
+    end_line = tok.end_line if tok.end_line is not None else line
+    end_col = tok.end_column if tok.end_column is not None else col + len(tok.value)
+    return Span(file, line, col, end_line, end_col)
 
 
 @v_args(meta=True)
@@ -108,26 +115,28 @@ class Builder(Transformer_NonRecursive):
         tok: Token = children[0]
         span = self._ts(tok)
         text = str(tok.value)
+        line, col = _pos(tok)
         if tok.type == "LONG_STRING":
-            value, origins = decode_text(text, tok.line, tok.column)
+            value, origins = decode_text(text, line, col)
             return ast.Str(span, value, "text", origins)
         if tok.type == "RAW_STRING":
-            return ast.Str(span, decode_raw(text), "raw", ((tok.line, tok.column + 2),))
+            return ast.Str(span, decode_raw(text), "raw", ((line, col + 2),))
         return self._plain(tok)
 
     def _plain(self, tok: Token) -> ast.Str:
         span = self._ts(tok)
+        line, col = _pos(tok)
         try:
             value, notes = decode_plain(str(tok.value))
         except StringError as exc:
             where = span
-            if exc.offset is not None and tok.line == tok.end_line:
-                where = Span.point(self.file, tok.line, tok.column + 1 + exc.offset, exc.length)
+            if exc.offset is not None and line == tok.end_line:
+                where = Span.point(self.file, line, col + 1 + exc.offset, exc.length)
             self._err(where, str(exc))
             value, notes = str(tok.value)[1:-1], []
         for note in notes:
             self.diagnostics.append(warning(span, note))
-        return ast.Str(span, value, "plain", ((tok.line, tok.column + 1),))
+        return ast.Str(span, value, "plain", ((line, col + 1),))
 
     # ------------------------------------------------------------ atoms
 
@@ -135,11 +144,11 @@ class Builder(Transformer_NonRecursive):
         tok = children[0]
         return self._track(ast.Name(self._ts(tok), str(tok.value)))
 
-    def int(self, meta: Any, children: list[Any]) -> ast.Int:
+    def int_lit(self, meta: Any, children: list[Any]) -> ast.Int:
         tok = children[0]
         return self._track(ast.Int(self._ts(tok), int(tok.value)))
 
-    def float(self, meta: Any, children: list[Any]) -> ast.Float:
+    def float_lit(self, meta: Any, children: list[Any]) -> ast.Float:
         tok = children[0]
         return self._track(ast.Float(self._ts(tok), float(tok.value)))
 
@@ -152,7 +161,7 @@ class Builder(Transformer_NonRecursive):
     def none(self, meta: Any, children: list[Any]) -> ast.NoneLit:
         return self._track(ast.NoneLit(self._span(meta)))
 
-    def list(self, meta: Any, children: list[Any]) -> ast.ListExpr:
+    def list_lit(self, meta: Any, children: list[Any]) -> ast.ListExpr:
         return self._track(ast.ListExpr(self._span(meta), tuple(children)), *children)
 
     def comprehension(self, meta: Any, children: list[Any]) -> ast.Comprehension:
@@ -242,8 +251,10 @@ class Builder(Transformer_NonRecursive):
 
     def neg(self, meta: Any, children: list[Any]) -> ast.Expr:
         (x,) = children
-        if isinstance(x, (ast.Int, ast.Float)) and x.span.line == meta.line:
-            return self._track(type(x)(self._span(meta), -x.value))
+        if isinstance(x, ast.Int) and x.span.line == meta.line:
+            return self._track(ast.Int(self._span(meta), -x.value))
+        if isinstance(x, ast.Float) and x.span.line == meta.line:
+            return self._track(ast.Float(self._span(meta), -x.value))
         return self._track(ast.UnaryOp(self._span(meta), "-", x), x)
 
     def not_op(self, meta: Any, children: list[Any]) -> ast.UnaryOp:

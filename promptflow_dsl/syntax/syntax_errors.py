@@ -232,8 +232,8 @@ def to_diagnostic(exc: Any, source: SourceFile) -> Diagnostic:
             return diag
         lines = text.split("\n")
         span = Span.point(uri, len(lines), len(lines[-1]) + 1)
-        expected = describe_expected(set(getattr(exc, "expected", ()) or ()))
-        return error(span, "unexpected end of file" + (f"; {expected}" if expected else ""))
+        at_end = describe_expected(set(getattr(exc, "expected", ()) or ()))
+        return error(span, "unexpected end of file" + (f"; {at_end}" if at_end else ""))
     assert isinstance(exc, UnexpectedToken)
     tok = exc.token
     expected = set(exc.expected or ())
