@@ -83,7 +83,16 @@ def check_positive(env: ModuleEnv, node: ast.Int | None, what: str, minimum: int
         env.err(node.span, f"{what} must be at least {minimum}")
 
 
+def is_inline_text(s: ast.Str) -> bool:
+    """Whether a string given where a file or the text itself may be written is the text:
+    a triple-quoted string, or any string with a line break (no file name has one)."""
+    return s.style == "text" or "\n" in s.value or "\r" in s.value
+
+
 def resolve_file(env: ModuleEnv, s: ast.Str, what: str) -> Path | None:
+    if "\n" in s.value or "\r" in s.value:
+        env.err(s.span, f"a {what} is named by its path, and this string has a line break")
+        return None
     path, diag = env.project.resolve_file(env.path, s.value, s.span, what)
     if diag is not None:
         env.diags.append(diag)
@@ -284,7 +293,7 @@ def check_decompose(env: ModuleEnv, d: ast.DecomposeDecl, sig: Signature) -> dic
     details["handlers"] = bindings
     fewshot: str | None = None
     if d.prompt is not None:
-        if d.prompt.style == "text":
+        if is_inline_text(d.prompt):
             fewshot = d.prompt.value
         else:
             path = resolve_file(env, d.prompt, "prompt file")

@@ -14,6 +14,7 @@ import pytest
 from corpus_paths import REPO, SHARED_EXAMPLES
 
 import promptflow_dsl as pf
+from promptflow_dsl import cli
 from promptflow_dsl.models.scripted import ScriptedBackend
 from promptflow_dsl.runtime import RunConfig, RunFailed
 from promptflow_dsl.runtime.cache import CacheMode
@@ -280,6 +281,67 @@ decompose d(question: str) -> str {
 
 
 # ------------------------------------------------------------------ the ops, end to end
+
+
+def test_a_one_line_prompt_with_a_newline_escape_is_the_text(tmp_path: Path, capsys):
+    r"""A string with a line break cannot name a file: `prompt "QC: ...\nQS: ..."` is the
+    few-shot text itself, as a triple-quoted string is; one without stays a file path."""
+    (tmp_path / "t.py").write_text("def up(question):\n    return question.upper()\n")
+    (tmp_path / "fewshot.txt").write_text('QC: from a file\nQS: [EOQ]\n')
+    (tmp_path / "w.pflow").write_text(r'''
+model default = "echo"
+tool up(question: str) -> str = python "t:up"
+decompose inline(question: str) -> str {
+  handlers [up]
+  prompt "QC: Shout a.\nQS: [up] a\nA: \"A\"\nQS: [EOQ]"
+}
+decompose from_file(question: str) -> str {
+  handlers [up]
+  prompt "fewshot.txt"
+}
+decompose raw_file(question: str) -> str {
+  handlers [up]
+  prompt r"fewshot.txt"
+}
+
+test "the inline one-line prompt runs" {
+  mock model default replies ["[up] b", "[EOQ]"]
+  expect inline(question="Shout b.") == "B"
+}
+''')
+    program = pf.load(tmp_path / "w.pflow")
+    inline = program.handler("inline").details
+    assert inline["fewshot"] == 'QC: Shout a.\nQS: [up] a\nA: "A"\nQS: [EOQ]'
+    assert "prompt_path" not in inline
+    for name in ("from_file", "raw_file"):
+        details = program.handler(name).details
+        assert details["fewshot"] == "QC: from a file\nQS: [EOQ]\n"
+        assert details["prompt_path"] == str((tmp_path / "fewshot.txt").resolve())
+    h = harness(program, ["[up] b", "[EOQ]"])
+    assert h.run("inline", question="Shout b.") == "B"
+    [first, _] = h.model_calls("default")
+    assert first.prefix == 'QC: Shout a.\nQS: [up] a\nA: "A"\nQS: [EOQ]\n\nQC: Shout b.\nQS:'
+    assert cli.main(["test", str(tmp_path / "w.pflow")]) == 0, capsys.readouterr().out
+
+
+def test_a_file_name_with_a_line_break_is_an_error(tmp_path: Path):
+    """Clauses that only take a file (demos, training files) say why such a string is
+    not one, at the string, instead of looking for a file of that name."""
+    (tmp_path / "w.pflow").write_text(r'''
+prompt p(x: str) -> str {
+  user "{{ x }}"
+  demos "rows.jsonl\n"
+}
+route r(q: str) -> str {
+  by embedding
+  experts auto from "rows.jsonl\nmore.jsonl" max 2
+}
+''')
+    with pytest.raises(pf.CompileError) as info:
+        pf.load(tmp_path / "w.pflow")
+    assert [(d.span.line, d.span.col, d.message) for d in info.value.diagnostics] == [
+        (4, 9, "a demos file is named by its path, and this string has a line break"),
+        (8, 21, "a training file is named by its path, and this string has a line break")]
 
 
 def test_select_foreach_and_the_model_request(program):
