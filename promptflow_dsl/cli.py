@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .diagnostics import CompileError, Diagnostic, render, summary_line
+from .diagnostics import CompileError, Diagnostic, mask_secrets, render, summary_line
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 70
 
@@ -43,10 +43,11 @@ def _print_diagnostics(diags: list[Diagnostic], sources: dict[str, str]) -> None
 
 
 def _diag_json(d: Diagnostic) -> dict:
-    return {"severity": d.severity.value, "message": d.message, "file": d.span.file,
+    return {"severity": d.severity.value, "message": mask_secrets(d.message), "file": d.span.file,
             "line": d.span.line, "col": d.span.col, "end_line": d.span.end_line,
             "end_col": d.span.end_col,
-            "notes": [{"message": m, "file": s.file, "line": s.line, "col": s.col} for s, m in d.notes]}
+            "notes": [{"message": mask_secrets(m), "file": s.file, "line": s.line, "col": s.col}
+                      for s, m in d.notes]}
 
 
 def _load(path: str, allow: list[str]):  # noqa: ANN202 - returns CheckedProgram

@@ -6,11 +6,14 @@ is one located message; :class:`CompileError` carries every diagnostic of a
 failed compilation.  :func:`render` turns diagnostics into the
 ``file:line:col: error: message`` form with the source line and a caret
 underline; it lives here, not in the exception, so that library users get
-structured data and the CLI decides how to show it.
+structured data and the CLI decides how to show it.  The value of an ``api_key``
+written in a source line is masked wherever such a line is shown
+(:func:`mask_secrets`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -104,6 +107,20 @@ class CompileError(Exception):
 
 
 _MAX_LINE = 120
+
+# the string literal after `api_key:` (or `"api_key":`, `api_key =`), up to its closing quote
+_SECRET_VALUE = re.compile(r'(\b\w*api_key"?\s*[:=]\s*r?(?:"""|"))((?:\\.|[^"\\])*)',
+                           re.IGNORECASE)
+
+
+def mask_secrets(text: str) -> str:
+    """``text`` with the string value of every ``api_key`` field in it replaced by as
+    many ``*`` (so carets under the line stay in place)."""
+    if "api_key" not in text.lower():
+        return text
+    return _SECRET_VALUE.sub(lambda m: m.group(1) + "*" * len(m.group(2)), text)
+
+
 _COLORS = {"error": "\x1b[1;31m", "warning": "\x1b[1;33m", "note": "\x1b[1;36m"}
 _RESET = "\x1b[0m"
 
@@ -115,7 +132,8 @@ def _caret_block(span: Span, sources: Mapping[str, str]) -> list[str]:
     lines = text.split("\n")
     if not 1 <= span.line <= len(lines):
         return []
-    src = "".join(ch if ch == "\t" or ch.isprintable() else "?" for ch in lines[span.line - 1])
+    src = "".join(ch if ch == "\t" or ch.isprintable() else "?"
+                  for ch in mask_secrets(lines[span.line - 1]))
     start = max(span.col - 1, 0)
     if span.end_line == span.line:
         end = max(span.end_col - 1, start + 1)
@@ -143,11 +161,11 @@ def render(diagnostics: Iterable[Diagnostic], sources: Mapping[str, str],
     for d in sorted(diagnostics, key=Diagnostic.sort_key):
         sev = d.severity.value
         label = f"{_COLORS[sev]}{sev}{_RESET}" if color else sev
-        out.append(f"{d.span}: {label}: {d.message}")
+        out.append(f"{d.span}: {label}: {mask_secrets(d.message)}")
         out.extend(_caret_block(d.span, sources))
         for span, msg in d.notes:
             note = f"{_COLORS['note']}note{_RESET}" if color else "note"
-            out.append(f"{span}: {note}: {msg}")
+            out.append(f"{span}: {note}: {mask_secrets(msg)}")
             out.extend(_caret_block(span, sources))
     return "\n".join(out)
 

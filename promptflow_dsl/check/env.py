@@ -39,8 +39,8 @@ DEFAULT_MODEL_ID = "local/smollm2"
 # Model parameters with a known type; others pass through to the provider untouched.
 KNOWN_MODEL_PARAMS: dict[str, Type] = {
     "temperature": FLOAT, "max_tokens": INT, "top_p": FLOAT, "seed": INT, "timeout": FLOAT,
-    "stop": ANY, "api_base": STR, "api_key_env": STR, "n_ctx": INT, "presence_penalty": FLOAT,
-    "frequency_penalty": FLOAT, "concurrency": INT, "num_retries": INT,
+    "stop": ANY, "api_base": STR, "api_key": STR, "api_key_env": STR, "n_ctx": INT,
+    "presence_penalty": FLOAT, "frequency_penalty": FLOAT, "concurrency": INT, "num_retries": INT,
     "repeat_penalty": FLOAT, "top_k": INT, "min_p": FLOAT, "client": STR,
     # capability overrides (see models/README.md)
     "completion": BOOL, "logprobs": BOOL, "grammar": BOOL, "prefill": BOOL, "json_schema": BOOL,

@@ -9,8 +9,10 @@ ids: ``echo`` and ``local/smollm2``; any other id goes to litellm.  A backend gi
 in the configuration is looked up by model name first, then by id.
 
 Generation parameters are merged: the model declaration's, then the handler's
-``params``.  ``api_base`` and ``api_key_env`` configure the backend; a model
-parameter ``concurrency`` caps the calls in flight to that model.
+``params``.  ``api_base``, ``api_key`` and ``api_key_env`` configure the backend
+(one backend per id, ``api_base`` and key); a handler's ``params`` may carry its own
+``api_key``, which rides along with each of its calls (``GenParams.extra``) and wins.
+A model parameter ``concurrency`` caps the calls in flight to that model.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ class ModelRegistry:
     def __init__(self, program: CheckedProgram, config: RunConfig) -> None:
         self.program = program
         self.config = config
-        self._backends: dict[tuple[str, str | None], Backend] = {}
+        self._backends: dict[tuple[Any, ...], Backend] = {}
         self._limits: dict[str, asyncio.Semaphore] = {}
         self._owned: list[Backend] = []
         self.used: dict[str, str] = {}  # model name -> id actually used (for the trace)
@@ -74,8 +76,8 @@ class ModelRegistry:
             given = self.config.intercept(name, model_id)
         if given is not None:
             return model_id, given, params
-        api_base = params.get("api_base")
-        cache_key = (model_id, api_base)
+        # two declarations of one id with different keys are two backends
+        cache_key = (model_id, params.get("api_base"), params.get("api_key"), params.get("api_key_env"))
         backend = self._backends.get(cache_key)
         if backend is None:
             backend = self._create(model_id, params)
@@ -107,7 +109,9 @@ class ModelRegistry:
 
     def gen_params(self, model_params: dict[str, Any], handler: GenParams) -> GenParams:
         """Model declaration parameters, overridden by the handler's ``params``."""
-        merged: dict[str, Any] = {k: v for k, v in model_params.items() if k not in _BACKEND_KEYS}
+        # the declaration's key went to the backend; a handler's own key rides along with the call
+        merged: dict[str, Any] = {k: v for k, v in model_params.items()
+                                  if k not in _BACKEND_KEYS and k != "api_key"}
         merged.update({k: v for k, v in handler.extra.items() if k not in _BACKEND_KEYS})
         fields: dict[str, Any] = {k: merged.pop(k) for k in _GEN_FIELDS if k in merged}
         stop = merged.pop("stop", None)

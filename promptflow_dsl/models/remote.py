@@ -38,8 +38,10 @@ Operations: ``chat`` → ``litellm.acompletion``; ``complete`` →
 continued through the chat emulation); ``score`` → text completion with ``echo`` and
 ``logprobs`` (``max_tokens`` 0), else :class:`CapabilityError`; ``embed`` →
 ``litellm.aembedding``. API keys come from the environment as litellm expects,
-from ``api_key_env`` (read at call time) or the ``api_key`` argument; they are
-never logged, stored in params, or put into error messages.
+from ``api_key_env`` (read at call time), the ``api_key`` argument (the model
+declaration's ``api_key``) or, per call, ``GenParams.extra["api_key"]`` (a handler's
+``params``), which wins; they are never logged, sent as params, or put into error
+messages.
 """
 
 from __future__ import annotations
@@ -192,10 +194,11 @@ def _usage_of(obj: Any) -> Usage | None:
 class LiteLLMBackend:
     """A model served through litellm (see the module docstring).
 
-    ``params`` are the model declaration's parameters: ``api_base``,
-    ``api_key_env``, ``timeout`` (per attempt, seconds), ``num_retries``
-    (retries after the first attempt) and capability overrides are used here;
-    generation parameters arrive per call in :class:`GenParams`.
+    ``params`` are the model declaration's parameters: ``api_base``, ``api_key``
+    (the ``api_key`` argument wins), ``api_key_env``, ``timeout`` (per attempt,
+    seconds), ``num_retries`` (retries after the first attempt) and capability
+    overrides are used here; generation parameters arrive per call in
+    :class:`GenParams` (whose ``extra["api_key"]``, if any, wins over the others).
     """
 
     def __init__(self, model_id: str, params: Mapping[str, Any] | None = None,
@@ -211,7 +214,8 @@ class LiteLLMBackend:
         self._cap_params = {k: v for k, v in params.items() if k in _CAP_NAMES or k == "api_base"}
         provider, _ = split_provider(model_id)
         self.chat_logprobs = provider == "openai" and not self.api_base
-        self._api_key = api_key  # never logged or put into params
+        key = api_key if api_key is not None else params.get("api_key")
+        self._api_key = str(key) if key else None  # never logged or put into params
         self._api_key_env = params.get("api_key_env")
         self.timeout = float(timeout if timeout is not None else params.get("timeout", 120.0))
         if max_attempts is None:
@@ -240,11 +244,11 @@ class LiteLLMBackend:
 
     # -- request building ------------------------------------------------------
 
-    def _connection(self) -> dict[str, Any]:
+    def _connection(self, params: GenParams | None = None) -> dict[str, Any]:
         kw: dict[str, Any] = {"num_retries": 0, "max_retries": 0, "timeout": self.timeout}
         if self.api_base:
             kw["api_base"] = self.api_base
-        key = self._api_key
+        key = call_key(params) or self._api_key
         if key is None and self._api_key_env:
             key = os.environ.get(str(self._api_key_env))
             if key is None:
@@ -277,7 +281,7 @@ class LiteLLMBackend:
                     "name": _schema_name(params.json_schema), "schema": params.json_schema}}
             else:
                 messages = json_via_instructions(messages, params.json_schema)
-        kw.update(self._connection())
+        kw.update(self._connection(params))
         kw["model"] = self.model_id
         kw["messages"] = [m.as_dict() for m in messages]
         return kw
@@ -309,10 +313,16 @@ class LiteLLMBackend:
         total = float(prompt or 0.0) + float(completion or 0.0)
         return total or None
 
-    async def _call(self, make: Callable[[], Awaitable[Any]]) -> Any:
-        return await with_retries(make, model=self.model_id, max_attempts=self.max_attempts,
-                                  base_delay=self.base_delay, max_delay=self.max_delay,
-                                  timeout=self.timeout, sleep=self._sleep)
+    async def _call(self, make: Callable[[], Awaitable[Any]],
+                    kw: Mapping[str, Any] | None = None) -> Any:
+        """``make()`` with retries; the API key of ``kw`` is masked in the error."""
+        try:
+            return await with_retries(make, model=self.model_id, max_attempts=self.max_attempts,
+                                      base_delay=self.base_delay, max_delay=self.max_delay,
+                                      timeout=self.timeout, sleep=self._sleep)
+        except ModelError as exc:
+            mask_key(exc, (kw or {}).get("api_key"))
+            raise
 
     # -- the wire: overridden by the lean OpenAI-compatible client -------------------
 
@@ -334,7 +344,7 @@ class LiteLLMBackend:
     async def chat(self, messages: list[Message], params: GenParams) -> Reply:
         """Raises :class:`ModelError` after retries."""
         kw = self._chat_request(messages, params)
-        response = await self._call(lambda: self._acompletion(kw))
+        response = await self._call(lambda: self._acompletion(kw), kw)
         choice = self._first_choice(response)
         message = _get(choice, "message")
         text = _get(message, "content")
@@ -353,10 +363,10 @@ class LiteLLMBackend:
     async def _text_completion(self, prompt: str, params: GenParams, **extra: Any) -> Any:
         kw = self._gen(params)
         kw.update(extra)
-        kw.update(self._connection())
+        kw.update(self._connection(params))
         kw["model"] = self._text_model()
         kw["prompt"] = prompt
-        return await self._call(lambda: self._atext_completion(kw))
+        return await self._call(lambda: self._atext_completion(kw), kw)
 
     async def complete(self, prefix: str, params: GenParams) -> Reply:
         """Continue ``prefix``; emulated through chat where completion is missing.
@@ -388,7 +398,7 @@ class LiteLLMBackend:
         kw = self._chat_request(messages, params)
         kw["stream"] = True
         kw["stream_options"] = {"include_usage": True}
-        response = await self._call(lambda: self._acompletion(kw))
+        response = await self._call(lambda: self._acompletion(kw), kw)
         usage: Usage | None = None
         finish: str | None = None
         chunks = 0
@@ -416,9 +426,9 @@ class LiteLLMBackend:
             raise
         except Exception as exc:  # noqa: BLE001 - a stream broken part-way
             failure = classify(exc)
-            raise ModelError(self.model_id, f"the stream broke after {chunks} chunks: "
-                                            f"{failure.description}", status=failure.status,
-                             retryable=failure.retryable) from exc
+            raise mask_key(ModelError(self.model_id, f"the stream broke after {chunks} chunks: "
+                                                     f"{failure.description}", status=failure.status,
+                                      retryable=failure.retryable), kw.get("api_key")) from exc
         finally:
             await self._close_stream(response)
         tail = cont.flush() if cont is not None else ""
@@ -468,7 +478,7 @@ class LiteLLMBackend:
             raise no_embeddings(self.model_id)
         kw = self._connection()
         kw.pop("max_retries", None)
-        response = await self._call(lambda: self._aembedding(texts, kw))
+        response = await self._call(lambda: self._aembedding(texts, kw), kw)
         data = _get(response, "data") or []
         vectors = [list(_get(d, "embedding") or []) for d in data]
         if len(vectors) != len(texts) or any(not v for v in vectors):
@@ -491,6 +501,23 @@ async def close_litellm_clients() -> None:
         await close_litellm_async_clients()
     except Exception:  # noqa: BLE001 - cleanup is best effort
         pass
+
+
+def call_key(params: GenParams | None) -> str | None:
+    """The API key a call carries in its parameters (a handler's ``params``), if any."""
+    key = params.extra.get("api_key") if params is not None else None
+    return key if isinstance(key, str) and key else None
+
+
+MIN_MASKED_KEY = 8
+"""Shorter "keys" (test placeholders) are not masked: replacing them would garble messages."""
+
+
+def mask_key(exc: ModelError, key: Any) -> ModelError:
+    """``exc`` with every occurrence of ``key`` in its message replaced by ``***``."""
+    if isinstance(key, str) and len(key) >= MIN_MASKED_KEY:
+        exc.args = tuple(a.replace(key, "***") if isinstance(a, str) else a for a in exc.args)
+    return exc
 
 
 def _schema_name(schema: Mapping[str, Any]) -> str:

@@ -200,3 +200,25 @@ def test_trace_show_and_list_and_cache(runnable: Path, capsys):
     run(["run", "r.pflow", "greet", "-i", "name=Bo", "--no-cache"], capsys)
     code, out, _ = run(["cache", "info"], capsys)
     assert "entries: 0" in out
+
+
+KEYED = 'model m = "openai/x" { api_key: "sk-abc123", temprature: 0 }\n' + GOOD
+
+
+def test_api_key_value_is_masked_on_diagnostic_lines(tmp_path: Path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("k.pflow").write_text(KEYED)
+    code, out, err = run(["check", "k.pflow"], capsys)
+    assert code == 0 and "sk-abc123" not in out + err
+    assert err.splitlines()[:3] == [
+        "k.pflow:1:46: warning: unknown model parameter 'temprature'; did you mean 'temperature'?",
+        '  model m = "openai/x" { api_key: "*********", temprature: 0 }',
+        "                                               ^~~~~~~~~~~~~",  # the caret stays in place
+    ]
+    code, out, err = run(["check", "--format", "json", "k.pflow"], capsys)
+    assert code == 0 and json.loads(out)[0]["diagnostics"][0]["line"] == 1
+    assert "sk-abc123" not in out + err
+    Path("k.pflow").write_text('model m = "" { api_key: "sk-abc123" }\n')  # an error on the line
+    code, out, err = run(["check", "k.pflow"], capsys)
+    assert code == 2 and "sk-abc123" not in out + err
+    assert '  model m = "" { api_key: "*********" }' in err.splitlines()

@@ -19,6 +19,7 @@ from promptflow_dsl.models.base import (
     ModelError,
 )
 from promptflow_dsl.models.emulate import CONTINUE_INSTRUCTION, JSON_INSTRUCTION
+from promptflow_dsl.models.openai_http import OpenAIHTTPBackend
 from promptflow_dsl.models.remote import LiteLLMBackend, capabilities_for, load_litellm
 
 pytestmark = [  # litellm's own deprecation noise
@@ -275,6 +276,44 @@ def test_api_key_env(fake_openai, monkeypatch):
     monkeypatch.delenv("PFLOW_TEST_KEY")
     with pytest.raises(ModelError, match="PFLOW_TEST_KEY"):
         run(b.chat(USER, GenParams()))
+
+
+LITERAL_KEY = "literal-key-0123456789"  # no `sk-` prefix: only the backend knows it is a key
+
+
+@pytest.mark.parametrize("cls", [LiteLLMBackend, OpenAIHTTPBackend])
+def test_api_key_param_and_per_call_key_reach_the_server(fake_openai, cls):
+    b = cls("openai/fake", {"api_base": fake_openai.base_url, "api_key": LITERAL_KEY}, sleep=Sleeps())
+    run(b.chat(USER, GenParams()))
+    run(b.chat(USER, GenParams(extra={"api_key": LITERAL_KEY + "-call"})))  # a handler's own key
+    run(collect(b.stream(USER, None, GenParams())))
+    auth = [{k.lower(): v for k, v in q["headers"].items()}.get("authorization")
+            for q in fake_openai.requests]
+    assert auth == [f"Bearer {LITERAL_KEY}", f"Bearer {LITERAL_KEY}-call", f"Bearer {LITERAL_KEY}"]
+    for q in fake_openai.requests:
+        assert "api_key" not in q["body"] and LITERAL_KEY not in str(q["body"])
+    assert LITERAL_KEY not in repr(b)
+
+
+@pytest.mark.parametrize("cls", [LiteLLMBackend, OpenAIHTTPBackend])
+def test_a_literal_api_key_is_masked_in_errors(cls):
+    class Refused(Exception):
+        status_code = 401
+
+    async def refuse(kw):
+        raise Refused(f"Incorrect API key provided: {kw['api_key']}. Check it.")
+
+    b = cls("openai/fake", {"api_base": "http://127.0.0.1:9/v1", "api_key": LITERAL_KEY},
+            sleep=Sleeps())
+    b._acompletion = refuse
+    for params in (GenParams(), GenParams(extra={"api_key": LITERAL_KEY + "-call"})):
+        with pytest.raises(ModelError) as info:
+            run(b.chat(USER, params))
+        assert "HTTP 401" in str(info.value) and LITERAL_KEY not in str(info.value)
+        assert "Incorrect API key provided: ***. Check it." in str(info.value)
+        with pytest.raises(ModelError) as info:
+            run(collect(b.stream(USER, None, params)))
+        assert LITERAL_KEY not in str(info.value)
 
 
 def test_model_params_configure_transport(fake_openai):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -158,3 +159,52 @@ def test_arun_inside_an_event_loop(make, tmp_path):
         return await program.arun("say", config=cfg(tmp_path), x="async")
 
     assert asyncio.run(main()).value == "say async"
+
+
+# ---------------------------------------------------------------- a literal api_key
+
+LITERAL_KEY = "literal-key-0123456789"  # no `sk-` prefix: only pflow knows it is a secret
+
+KEYED = '''
+model default = "openai/fake" {{ api_base: "{base}", api_key: "{key}"{client} }}
+model other = "openai/fake" {{ api_base: "{base}", api_key: "{key}-other"{client} }}
+prompt say(x: str) -> str = "say {{{{ x }}}}"
+prompt own(x: str) -> str {{
+  user "own {{{{ x }}}}"
+  params {{ api_key: "{key}-own" }}
+}}
+prompt third(x: str) -> str {{
+  model other
+  user "third {{{{ x }}}}"
+}}
+flow both(x: str) -> list[str] {{
+  return [say(x=x), own(x=x), third(x=x)]
+}}
+'''
+
+
+def _auth(request: dict) -> str | None:
+    return {k.lower(): v for k, v in request["headers"].items()}.get("authorization")
+
+
+@pytest.mark.parametrize("client", ["", ', client: "litellm"'], ids=["lean", "litellm"])
+def test_api_key_in_the_model_and_in_params_is_sent_and_kept_secret(tmp_path, fake_openai, client):
+    path = tmp_path / "p.pflow"
+    path.write_text(KEYED.format(base=fake_openai.base_url, key=LITERAL_KEY, client=client))
+    config = cfg(tmp_path, cache=CacheMode.DEFAULT, sequential=True)
+    r = pf.load(path).run("both", config=config, x="hi")
+    assert r.value == ["say hi", "own hi", "third hi"]
+    by_text = {q["body"]["messages"][-1]["content"]: q for q in fake_openai.requests}
+    assert _auth(by_text["say hi"]) == f"Bearer {LITERAL_KEY}"
+    assert _auth(by_text["own hi"]) == f"Bearer {LITERAL_KEY}-own"  # the handler's own key wins
+    assert _auth(by_text["third hi"]) == f"Bearer {LITERAL_KEY}-other"  # same id, another key
+    for q in fake_openai.requests:
+        assert LITERAL_KEY not in json.dumps(q["body"])
+    written = [p for p in (tmp_path / "traces").rglob("*") if p.is_file()]
+    written += [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+    assert written and any(p.suffix == ".json" for p in written)
+    for p in written:
+        assert LITERAL_KEY.encode() not in p.read_bytes(), p
+    again = pf.load(path).run("both", config=config, x="hi")  # the key is not part of the cache key
+    assert again.trace.totals.cache_hits == 3 and fake_openai.count == 3
+
