@@ -14,6 +14,7 @@ from ..diagnostics import Diagnostic, Span, error, warning
 from ..syntax import ast
 from ..syntax.builder import suggest
 from .loader import LoadedModule, Project
+from .model_ids import model_id_problem
 from .program import CheckedModule, HandlerInfo, ModelInfo, ParamInfo, Signature
 from .types import (
     ANY,
@@ -294,6 +295,8 @@ class ModuleEnv:
         for name, d in self.model_decls.items():
             if not d.model_id.value.strip():
                 self.err(d.model_id.span, "model id is empty")
+            elif (problem := model_id_problem(d.model_id.value)) is not None:
+                self.err(d.model_id.span, problem)
             params: dict[str, Any] = {}
             if d.params is not None:
                 for en in d.params.entries:

@@ -138,7 +138,7 @@ def events(result: Any, type_: str = "hook") -> list[dict[str, Any]]:
 
 
 HEADER = '''
-model default = "test/chunked"
+model default = "openai/chunked"
 import std.hooks
 '''
 
@@ -296,7 +296,7 @@ def test_a_failing_program_fails_the_prompt(tmp_path):
         "def boom(x: str) -> str:\n    raise ValueError('cannot handle ' + x)\n")
     path = tmp_path / "p.pflow"
     path.write_text('''
-model default = "test/chunked"
+model default = "openai/chunked"
 tool boom(x: str) -> str = python "boom_tools:boom"
 hook h {
   when r"(?P<w>bad)(?=\\s)"
