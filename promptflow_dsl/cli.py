@@ -64,10 +64,30 @@ def _load(path: str, allow: list[str]):  # noqa: ANN202 - returns CheckedProgram
 # ------------------------------------------------------------------ commands
 
 
+def _check_files(paths: list[str]) -> list[str]:
+    """The files to check: each FILE, and every ``.pflow`` file under each folder (found
+    as ``pflow test`` finds them).  A folder without one is a usage error."""
+    from .check.loader import pflow_files
+
+    out: list[str] = []
+    for path in paths:
+        if not Path(path).is_dir():
+            out.append(path)  # a file; a missing one is reported when it is loaded
+            continue
+        found = pflow_files([path])
+        if not found:
+            raise UsageError(f"pflow check: no .pflow files in {path}")
+        out.extend(str(f) for f in found)
+    unique: dict[Path, str] = {}
+    for f in out:  # a file named and also found in a named folder is checked once
+        unique.setdefault(Path(f).resolve(), f)
+    return list(unique.values())
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     status = EXIT_OK
     report = []
-    for path in args.files:
+    for path in _check_files(args.files):
         try:
             program = _load(path, args.allow_path)
         except CompileError as exc:
@@ -417,8 +437,9 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="parse and check programs; report every error",
                        description="Parse and statically check .pflow files and everything they "
                                    "import: names, types, templates, files. Prints every error "
-                                   "as file:line:col with the source line.")
-    c.add_argument("files", nargs="+", metavar="FILE")
+                                   "as file:line:col with the source line. A folder stands for "
+                                   "every .pflow file under it.")
+    c.add_argument("files", nargs="+", metavar="FILE|DIR")
     c.add_argument("--allow-path", action="append", default=[], metavar="DIR",
                    help="also allow files under DIR (outside the project folder)")
     c.add_argument("--format", choices=("text", "json"), default="text",

@@ -10,6 +10,7 @@ root — the nearest folder above the entry file holding ``pyproject.toml`` or
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,38 @@ from ..syntax import SourceFile, ast, parse_module, read_source
 from ..syntax.source import display_name
 
 PROJECT_MARKERS = ("pyproject.toml", "pflow.toml")
+
+SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".pflow-cache", ".tox",
+             "build", "dist"}
+
+
+def pflow_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Every ``.pflow`` file named or under a named folder (sorted, hidden folders skipped):
+    the files ``pflow check`` and ``pflow test`` take from their arguments.
+
+    Raises ``FileNotFoundError`` for a path that does not exist.
+    """
+    out: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if not p.exists():
+            raise FileNotFoundError(str(raw))
+        if p.is_file():
+            out.append(p)
+            continue
+        for f in sorted(p.rglob("*.pflow")):
+            rel = f.relative_to(p).parts[:-1]
+            if any(part in SKIP_DIRS or part.startswith(".") for part in rel):
+                continue
+            out.append(f)
+    seen: set[Path] = set()
+    unique = []
+    for f in out:
+        r = f.resolve()
+        if r not in seen:
+            seen.add(r)
+            unique.append(f)
+    return unique
 
 
 def find_project_root(entry_dir: Path) -> Path:

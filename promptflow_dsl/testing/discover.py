@@ -1,40 +1,14 @@
-"""Finding ``.pflow`` files and selecting their tests (``pflow test FILE|DIR -k PATTERN``)."""
+"""Finding ``.pflow`` files and selecting their tests (``pflow test FILE|DIR -k PATTERN``).
+
+The file discovery itself lives in :mod:`promptflow_dsl.check.loader` (``pflow check``
+shares it without loading the test runner); it is re-exported here.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from pathlib import Path
+from ..check.loader import SKIP_DIRS, pflow_files
 
-SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".pflow-cache", ".tox",
-             "build", "dist"}
-
-
-def pflow_files(paths: Iterable[str | Path]) -> list[Path]:
-    """Every ``.pflow`` file named or under a named folder (sorted, hidden folders skipped).
-
-    Raises ``FileNotFoundError`` for a path that does not exist.
-    """
-    out: list[Path] = []
-    for raw in paths:
-        p = Path(raw)
-        if not p.exists():
-            raise FileNotFoundError(str(raw))
-        if p.is_file():
-            out.append(p)
-            continue
-        for f in sorted(p.rglob("*.pflow")):
-            rel = f.relative_to(p).parts[:-1]
-            if any(part in SKIP_DIRS or part.startswith(".") for part in rel):
-                continue
-            out.append(f)
-    seen: set[Path] = set()
-    unique = []
-    for f in out:
-        r = f.resolve()
-        if r not in seen:
-            seen.add(r)
-            unique.append(f)
-    return unique
+__all__ = ["SKIP_DIRS", "matches", "pflow_files"]
 
 
 def matches(pattern: str | None, file: str, name: str) -> bool:

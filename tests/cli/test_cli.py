@@ -222,3 +222,33 @@ def test_api_key_value_is_masked_on_diagnostic_lines(tmp_path: Path, capsys, mon
     code, out, err = run(["check", "k.pflow"], capsys)
     assert code == 2 and "sk-abc123" not in out + err
     assert '  model m = "" { api_key: "*********" }' in err.splitlines()
+
+
+def test_check_a_folder_checks_every_pflow_file_under_it(tmp_path: Path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name, text in {"proj/a.pflow": GOOD, "proj/sub/b.pflow": BAD, "proj/sub/deeper/c.pflow": GOOD,
+                       "proj/.hidden/h.pflow": BAD, "proj/.venv/v.pflow": BAD,
+                       "proj/notes.txt": "not a program"}.items():
+        Path(name).parent.mkdir(parents=True, exist_ok=True)
+        Path(name).write_text(text)
+    code, out, err = run(["check", "proj"], capsys)
+    assert code == 2
+    assert out.splitlines() == ["proj/a.pflow: ok (1 handler, 0 tests)",
+                                "proj/sub/deeper/c.pflow: ok (1 handler, 0 tests)"]
+    assert "proj/sub/b.pflow:2:10: error: flow 'f' returns int, but this is str" in err
+    assert "h.pflow" not in err and "v.pflow" not in err  # found as `pflow test` finds them
+    # a file named and found in a named folder is checked once; JSON lists every file
+    code, out, _ = run(["check", "--format", "json", "proj/a.pflow", "proj"], capsys)
+    assert [r["file"] for r in json.loads(out)] == ["proj/a.pflow", "proj/sub/b.pflow",
+                                                    "proj/sub/deeper/c.pflow"]
+    Path("proj/sub/b.pflow").write_text(GOOD)
+    code, out, err = run(["check", "-q", "proj"], capsys)
+    assert code == 0 and out == "" and err == ""
+
+
+def test_check_an_empty_folder_is_a_usage_error(tmp_path: Path, capsys):
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    (tmp_path / "empty" / "sub" / "readme.txt").write_text("no programs here")
+    code, out, err = run(["check", str(tmp_path / "empty")], capsys)
+    assert code == 2 and out == ""
+    assert err.strip() == f"pflow check: no .pflow files in {tmp_path / 'empty'}"
