@@ -121,5 +121,5 @@ async def arun(program: CheckedProgram, handler: str, inputs: dict[str, Any] | N
 
 def run(program: CheckedProgram, handler: str, inputs: dict[str, Any] | None = None,
         config: RunConfig | None = None) -> RunResult:
-    """Synchronous :func:`arun` (starts an event loop; not for use inside one)."""
+    """Synchronous :func:`arun` (on a loop of its own; see :func:`run_sync`)."""
     return run_sync(arun(program, handler, inputs, config))
