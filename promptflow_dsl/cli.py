@@ -42,6 +42,15 @@ def _print_diagnostics(diags: list[Diagnostic], sources: dict[str, str]) -> None
         print(render(diags, sources, color=_color(sys.stderr)), file=sys.stderr)
 
 
+def _warnings_hint(count: int, path: str | Path) -> None:
+    """One line on stderr for the warnings ``pflow run`` and ``pflow test`` do not show."""
+    if count:
+        import shlex
+
+        print(f"{count} warning{'s' if count != 1 else ''}; `pflow check {shlex.quote(str(path))}` "
+              "shows them", file=sys.stderr)
+
+
 def _diag_json(d: Diagnostic) -> dict:
     return {"severity": d.severity.value, "message": mask_secrets(d.message), "file": d.span.file,
             "line": d.span.line, "col": d.span.col, "end_line": d.span.end_line,
@@ -262,7 +271,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     except CompileError as exc:
         _print_diagnostics(exc.diagnostics, exc.sources)
         return EXIT_USAGE
-    _print_diagnostics(program.warnings, program.sources) if args.verbose else None
+    if args.verbose:
+        _print_diagnostics(program.warnings, program.sources)
+    elif not args.quiet:
+        _warnings_hint(len(program.warnings), args.file)
     from .runtime import InputError, RunFailed, run
 
     handler = _pick_handler(program, args.handler)
@@ -376,6 +388,8 @@ def cmd_test(args: argparse.Namespace) -> int:
             print(render(fr.compile_error.diagnostics, fr.sources, color=_color(sys.stderr)),
                   file=sys.stderr)
             continue
+        if not args.quiet:
+            _warnings_hint(fr.warnings, fr.path)
         for o in fr.outcomes:
             ran_any = True
             counts[o.status] += 1
@@ -480,8 +494,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--trace-dir", metavar="DIR", help="where to write the trace")
     r.add_argument("--no-trace", action="store_true", help="do not write a trace")
     r.add_argument("--json", action="store_true", help="print the result as JSON even if text")
-    r.add_argument("-q", "--quiet", action="store_true", help="no summary line on stderr")
-    r.add_argument("-v", "--verbose", action="store_true", help="also print check warnings")
+    r.add_argument("-q", "--quiet", action="store_true", help="no summary or warning count on "
+                                                              "stderr")
+    r.add_argument("-v", "--verbose", action="store_true", help="print check warnings (not just "
+                                                                "their count)")
     r.add_argument("--allow-path", action="append", default=[], metavar="DIR")
     r.set_defaults(func=cmd_run)
 
@@ -507,7 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "without recording")
     te.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failure")
     te.add_argument("-q", "--quiet", action="store_true", help="print only failures and the "
-                                                               "summary")
+                                                               "summary (no warning counts)")
     te.add_argument("--allow-path", action="append", default=[], metavar="DIR")
     te.set_defaults(func=cmd_test)
 

@@ -25,6 +25,7 @@ class FileResult:
     compile_error: CompileError | None = None
     sources: dict[str, str] = field(default_factory=dict)
     total_tests: int = 0
+    warnings: int = 0  # the program's check warnings (`pflow check` shows them)
 
 
 def load_program(path: Path, allow: tuple[Path, ...] = ()) -> CheckedProgram:
@@ -46,6 +47,7 @@ async def run_file(path: Path, pattern: str | None = None, mode: str = "replay",
         return result
     result.sources = program.sources
     result.total_tests = len(program.tests)
+    result.warnings = len(program.warnings)
     try:
         recordings = ReplayFile(replay_path(path))
     except ValueError as exc:

@@ -252,3 +252,53 @@ def test_check_an_empty_folder_is_a_usage_error(tmp_path: Path, capsys):
     code, out, err = run(["check", str(tmp_path / "empty")], capsys)
     assert code == 2 and out == ""
     assert err.strip() == f"pflow check: no .pflow files in {tmp_path / 'empty'}"
+
+
+WARNED = '''model default = "echo"
+prompt greet(name: str, tone: str = "warm") -> str = "Hello {{ name }}"
+flow twice(a: str, unused: str = "") -> list[str] { return [greet(name=a), greet(name=a)] }
+test "greets" {
+  expect greet(name="Ada") == "Hello Ada"
+}
+'''
+
+
+def test_run_and_test_count_the_warnings_on_stderr(tmp_path: Path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("w.pflow").write_text(WARNED)
+    hint = "2 warnings; `pflow check w.pflow` shows them"
+    code, out, err = run(["run", "w.pflow", "greet", "-i", "name=Bo", "--no-trace"], capsys)
+    assert code == 0 and out == "Hello Bo\n"  # stdout carries only the result
+    assert err.splitlines()[0] == hint and err.count("warning") == 1
+    code, out, err = run(["test", "w.pflow"], capsys)
+    assert code == 0 and "1 passed, 0 failed" in out and "warning" not in out
+    assert err.splitlines() == [hint]
+    # -v shows the warnings themselves; -q neither
+    code, _, err = run(["run", "w.pflow", "greet", "-i", "name=Bo", "--no-trace", "-v"], capsys)
+    assert "w.pflow:2:25: warning: parameter 'tone'" in err and "shows them" not in err
+    code, _, err = run(["run", "w.pflow", "greet", "-i", "name=Bo", "--no-trace", "-q"], capsys)
+    assert err == ""
+    code, _, err = run(["test", "-q", "w.pflow"], capsys)
+    assert err == ""
+    # one warning; a path that needs quoting is quoted
+    Path("one warning.pflow").write_text(WARNED.replace(', tone: str = "warm"', ""))
+    code, out, err = run(["run", "one warning.pflow", "greet", "-i", "name=Bo", "--no-trace"], capsys)
+    assert err.splitlines()[0] == "1 warning; `pflow check 'one warning.pflow'` shows them"
+    # a failed run still says so; no warnings, no line
+    code, _, err = run(["run", "w.pflow", "greet", "--no-trace"], capsys)
+    assert code == 2 and err.splitlines()[0] == hint
+    Path("clean.pflow").write_text(GOOD)
+    code, _, err = run(["test", "clean.pflow"], capsys)
+    assert "warning" not in err
+
+
+def test_test_counts_the_warnings_of_each_file(tmp_path: Path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("t").mkdir()
+    Path("t/a.pflow").write_text(WARNED)
+    Path("t/b.pflow").write_text(WARNED.replace(', tone: str = "warm"', ""))
+    Path("t/c.pflow").write_text(GOOD)
+    code, out, err = run(["test", "t"], capsys)
+    assert code == 0 and "2 passed, 0 failed" in out
+    assert err.splitlines() == ["2 warnings; `pflow check t/a.pflow` shows them",
+                                "1 warning; `pflow check t/b.pflow` shows them"]
