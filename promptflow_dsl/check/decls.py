@@ -472,9 +472,9 @@ def check_sketch(env: ModuleEnv, d: ast.SketchDecl, sig: Signature) -> dict[str,
             elif not is_assignable(hole_types[h.name], f.type):
                 env.err(hole_span(h), f"hole '{h.name}' gives {hole_types[h.name].show()}, but field "
                                       f"'{h.name}' is {f.type.show()}")
-        names = {h.name for h in holes}
+        hole_names = {h.name for h in holes}
         for f in ret.fields:
-            if f.required and f.name not in names and not tpl.errors:
+            if f.required and f.name not in hole_names and not tpl.errors:
                 where = d.returns.span
                 if isinstance(d.returns, ast.RecordType):
                     where = next((x.span for x in d.returns.fields if x.name == f.name), where)
