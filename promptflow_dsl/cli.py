@@ -168,7 +168,7 @@ def _pick_handler(program, name: str | None) -> str:  # noqa: ANN001
 
 
 def _parse_inputs(program, handler: str, pairs: list[str], blob: str | None) -> dict:  # noqa: ANN001
-    from .check.types import STR, is_assignable
+    from .lang.types import STR, is_assignable
 
     try:
         h = program.handler(handler)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .types import (
+from ..lang.types import (
     ANY,
     BOOL,
     FLOAT,

@@ -14,15 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from ..diagnostics import Span
-from ..syntax import ast
-from .env import ModuleEnv
-from .exprs import ExprChecker, Scope, free_names, mismatch_note
-from .holes import Literal, parse_template
-from .jsonl import RowsError, parse_rows
-from .program import HandlerInfo, HookInfo, Signature, TestInfo
-from .pyrefs import check_python_target
-from .templates import check_template, locate
-from .types import (
+from ..lang.holes import Literal, parse_template
+from ..lang.templates import locate
+from ..lang.types import (
     ANY,
     BOOL,
     FLOAT,
@@ -36,6 +30,13 @@ from .types import (
     extra_fields,
     is_assignable,
 )
+from ..syntax import ast
+from .env import ModuleEnv
+from .exprs import ExprChecker, Scope, free_names, mismatch_note
+from .jsonl import RowsError, parse_rows
+from .program import HandlerInfo, HookInfo, Signature, TestInfo
+from .pyrefs import check_python_target
+from .templates import check_template
 
 ACTIONS = ("insert", "replace_segment", "stop")
 DEFAULT_RETRIES = 2

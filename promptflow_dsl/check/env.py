@@ -11,12 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..diagnostics import Diagnostic, Span, error, warning
-from ..syntax import ast
-from ..syntax.builder import suggest
-from .loader import LoadedModule, Project
-from .model_ids import model_id_problem
-from .program import CheckedModule, HandlerInfo, ModelInfo, ParamInfo, Signature
-from .types import (
+from ..lang.types import (
     ANY,
     BOOL,
     FLOAT,
@@ -32,6 +27,11 @@ from .types import (
     is_assignable,
     optional,
 )
+from ..syntax import ast
+from ..syntax.builder import suggest
+from .loader import LoadedModule, Project
+from .model_ids import model_id_problem
+from .program import CheckedModule, HandlerInfo, ModelInfo, ParamInfo, Signature
 
 SCALARS: dict[str, Type] = {"str": STR, "int": INT, "float": FLOAT, "bool": BOOL, "any": ANY,
                             "none": NONE}
@@ -209,7 +209,7 @@ class ModuleEnv:
             return None, NONE
         if isinstance(e, ast.ListExpr):
             vals = [self._const(i, what) for i in e.items]
-            from .types import join
+            from ..lang.types import join
 
             item: Type | None = None
             for _, t in vals:
@@ -325,6 +325,6 @@ class ModuleEnv:
 
 
 def _is_optional(t: Type) -> bool:
-    from .types import OptionalType
+    from ..lang.types import OptionalType
 
     return isinstance(t, OptionalType) or t == ANY

@@ -9,12 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..syntax import ast
-from ..syntax.builder import suggest
-from .builtins import BUILTINS, COUNTERS, ArgError
-from .env import ModuleEnv
-from .program import HandlerInfo, Resolved, Signature
-from .types import (
+from ..lang.types import (
     ANY,
     BOOL,
     FLOAT,
@@ -34,6 +29,11 @@ from .types import (
     join,
     optional,
 )
+from ..syntax import ast
+from ..syntax.builder import suggest
+from .builtins import BUILTINS, COUNTERS, ArgError
+from .env import ModuleEnv
+from .program import HandlerInfo, Resolved, Signature
 
 
 @dataclass

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..diagnostics import Diagnostic, Span
+from ..lang.types import Type
 from ..syntax import ast
-from .types import Type
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..plan import Plan

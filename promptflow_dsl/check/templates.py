@@ -1,39 +1,20 @@
 """Jinja2 templates checked at compile time.
 
 Templates are parsed (never rendered) in the same sandboxed environment the
-runtime uses: ``StrictUndefined``, ``trim_blocks``, ``lstrip_blocks``, no
-autoescaping.  Syntax errors and every variable a template reads that is not in
-scope are reported at their line (and, for variables, column) in the ``.pflow``
-file.
+runtime uses (:func:`promptflow_dsl.lang.templates.template_env`).  Syntax errors
+and every variable a template reads that is not in scope are reported at their
+line (and, for variables, column) in the ``.pflow`` file.
 """
 
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from typing import Any
 
 from ..diagnostics import Diagnostic, Span, error
+from ..lang.templates import locate, template_env
 from ..syntax import ast
 from ..syntax.builder import suggest
-
-
-@lru_cache(maxsize=1)
-def template_env() -> Any:
-    """The sandboxed Jinja2 environment shared by checker and runtime."""
-    from jinja2 import StrictUndefined
-    from jinja2.sandbox import SandboxedEnvironment
-
-    return SandboxedEnvironment(undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                                autoescape=False, keep_trailing_newline=True)
-
-
-def locate(node: ast.Str, text: str, offset: int) -> tuple[int, int]:
-    """Source (line, col) of character ``offset`` of ``text`` (the value of ``node``)."""
-    before = text[:offset]
-    line_index = before.count("\n")
-    col_index = offset - (before.rfind("\n") + 1)
-    return node.origin(line_index, col_index)
 
 
 def _span_at(node: ast.Str, text: str, offset: int, length: int) -> Span:

@@ -33,10 +33,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..lang.values import plain
 from ..models.base import GenParams, Message, Reply
 from ..runtime.context import RunContext
 from ..runtime.errors import RunError
-from ..runtime.values import plain
 from .experts import Expert, RouteSpec, output_text
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from ..check.program import CheckedProgram, HandlerInfo
+from ..lang.values import conform
 from .context import RunConfig, RunContext
 from .errors import InputError, RunError
 from .sync import run_sync
 from .trace import Trace, TraceRecorder, default_trace_dir, write_trace
-from .values import conform
 
 log = logging.getLogger("promptflow_dsl")
 

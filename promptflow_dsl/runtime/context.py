@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..check.program import CheckedModule, CheckedProgram, HandlerInfo, Resolved
 from ..diagnostics import Span
+from ..lang.values import conform
 from ..models.base import Backend, GenParams, Message, ModelError, Reply, Scored, ScriptError
 from ..syntax import ast
 from .cache import CacheMode, ResponseCache, cache_key
 from .errors import RunError
 from .trace import Step, TraceRecorder
-from .values import conform
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..plan import Plan

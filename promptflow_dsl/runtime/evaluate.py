@@ -16,9 +16,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..check.program import CheckedModule, Resolved
+from ..lang.values import dumps, plain
 from ..syntax import ast
 from .errors import RunError
-from .values import dumps, plain
 
 if TYPE_CHECKING:  # pragma: no cover
     from .context import RunContext

@@ -18,13 +18,13 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from ..check.program import HandlerInfo
-from ..check.templates import template_env
-from ..check.types import STR, LiteralType, OptionalType, RecordType, StrType, Type, json_schema
+from ..lang.templates import template_env
+from ..lang.types import STR, LiteralType, OptionalType, RecordType, StrType, Type, json_schema
+from ..lang.values import conform, for_template
 from ..models.base import GenParams, Message
 from ..models.emulate import json_via_instructions
 from ..syntax import ast
 from .errors import RunError
-from .values import conform, for_template
 
 if TYPE_CHECKING:  # pragma: no cover
     from .context import RunContext

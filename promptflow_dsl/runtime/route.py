@@ -24,7 +24,7 @@ import asyncio
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from ..check.types import STR, LiteralType, OptionalType, StrType, Type, json_schema
+from ..lang.types import STR, LiteralType, OptionalType, StrType, Type, json_schema
 from ..models.base import GenParams, Message
 from ..models.emulate import json_via_instructions
 from .errors import RunError

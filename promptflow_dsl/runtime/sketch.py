@@ -1,12 +1,12 @@
 """Running a ``sketch`` handler: a template whose holes the model fills in order.
 
-The template is split by :func:`~promptflow_dsl.check.holes.parse_template`; each
+The template is split by :func:`~promptflow_dsl.lang.holes.parse_template`; each
 literal segment is rendered by Jinja with the handler's inputs, separately and in
 order, and text a model wrote is never rendered.  The decoder is the declared one
-unless the model lacks what it needs (:func:`~promptflow_dsl.check.capabilities.decoder_plan`:
+unless the model lacks what it needs (:func:`~promptflow_dsl.lang.decoding.decoder_plan`:
 ``beam(n)`` needs log-probabilities, ``interleaved`` raw completion; otherwise
 ``sequential``), and each hole's constraint is enforced as
-:func:`~promptflow_dsl.check.capabilities.hole_method` says: choices (and bools)
+:func:`~promptflow_dsl.lang.decoding.hole_method` says: choices (and bools)
 *scored* with log-probabilities, ints / floats / regexes decoded under a
 *grammar*, or the answer *validated* and the model re-asked up to ``retries``
 times.  Every value is validated, whatever enforced it.  The decoders live in
@@ -30,17 +30,17 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from ..check.capabilities import decoder_plan, hole_kind, hole_method
-from ..check.holes import Hole, parse_template
 from ..check.program import HandlerInfo
-from ..check.templates import locate, template_env
-from ..check.types import AnyType, RecordType
 from ..diagnostics import Span
+from ..lang.decoding import decoder_plan, hole_method
+from ..lang.grammars import free_text_grammar, hole_grammar
+from ..lang.holes import Hole, hole_kind, parse_template
+from ..lang.templates import locate, template_env
+from ..lang.types import AnyType, RecordType
+from ..lang.values import for_template
 from ..models.base import GenParams, Message
 from ..syntax import ast
 from .errors import RunError
-from .grammars import free_text_grammar, hole_grammar
-from .values import for_template
 
 if TYPE_CHECKING:  # pragma: no cover
     from .context import RunContext

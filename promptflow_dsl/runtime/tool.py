@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..check.program import HandlerInfo
 from ..check.pyrefs import locate_module
+from ..lang.values import to_python
 from .errors import RunError, user_traceback
-from .values import to_python
 
 if TYPE_CHECKING:  # pragma: no cover
     from .context import RunContext

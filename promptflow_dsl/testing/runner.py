@@ -19,6 +19,7 @@ from typing import Any
 
 from ..check.program import CheckedModule, CheckedProgram, TestInfo
 from ..diagnostics import Diagnostic, Span, error
+from ..lang.values import dumps
 from ..models.base import Backend, Capabilities
 from ..runtime.cache import CacheMode
 from ..runtime.context import RunConfig, RunContext
@@ -26,7 +27,6 @@ from ..runtime.errors import RunError
 from ..runtime.evaluate import Evaluator
 from ..runtime.sync import run_sync
 from ..runtime.trace import TraceRecorder
-from ..runtime.values import dumps
 from ..syntax import ast
 from .mocks import ScriptedBackend, UnmockedModel
 

@@ -18,19 +18,13 @@ from hypothesis import strategies as st
 
 import promptflow_dsl as pf
 from promptflow_dsl import cli
-from promptflow_dsl.check.capabilities import (
-    ModelCaps,
-    Unsupported,
-    decoder_plan,
-    hole_method,
-    regex_to_gbnf,
-    static_capabilities,
-)
-from promptflow_dsl.check.holes import Hole
+from promptflow_dsl.check.capabilities import ModelCaps, static_capabilities
+from promptflow_dsl.lang.decoding import decoder_plan, hole_method
+from promptflow_dsl.lang.grammars import Unsupported, free_text_grammar, hole_grammar, regex_to_gbnf
+from promptflow_dsl.lang.holes import Hole
 from promptflow_dsl.models.scripted import ScriptedBackend
 from promptflow_dsl.runtime import RunConfig, RunFailed
 from promptflow_dsl.runtime.cache import CacheMode
-from promptflow_dsl.runtime.grammars import free_text_grammar, hole_grammar
 from promptflow_dsl.runtime.sketch import HoleSpec, clean_chat_reply, literal_stop, parse_value
 from promptflow_dsl.runtime.trace import render_trace_tree
 from promptflow_dsl.testing.harness import Harness
@@ -87,8 +81,8 @@ def events(result, kind: str | None = None) -> list[dict]:
 
 
 def spec(hole: Hole, stop: str | None = None) -> HoleSpec:
-    from promptflow_dsl.check.capabilities import hole_kind
     from promptflow_dsl.diagnostics import NO_SPAN
+    from promptflow_dsl.lang.holes import hole_kind
 
     kind = hole_kind(hole)
     options = hole.choices if kind == "choice" else (("true", "false") if kind == "bool" else None)

@@ -1,4 +1,4 @@
-"""Tests for promptflow_dsl.check.types: subtyping, join, spelling, schemas, models, validation."""
+"""Tests for promptflow_dsl.lang.types: subtyping, join, spelling, schemas, models, validation."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import typing
 import pydantic
 import pytest
 
-from promptflow_dsl.check.types import (
+from promptflow_dsl.lang.types import (
     ANY,
     BOOL,
     FLOAT,
@@ -432,7 +432,7 @@ def test_validate_inline_record_message_uses_inline_spelling():
 def test_import_does_not_import_pydantic():
     code = (
         "import sys\n"
-        "import promptflow_dsl.check.types as t\n"
+        "import promptflow_dsl.lang.types as t\n"
         "t.join(t.INT, t.FLOAT); t.json_schema(t.ListType(t.STR)); t.validate([1], t.ListType(t.INT))\n"
         "assert 'pydantic' not in sys.modules, 'pydantic was imported'\n"
         "t.pydantic_model(t.RecordType('R', (t.Field.of('a', t.STR),)))\n"

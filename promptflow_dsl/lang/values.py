@@ -3,7 +3,7 @@
 Inside the runtime every value is plain JSON-like data: ``str``, ``int``,
 ``float``, ``bool``, ``None``, ``list`` and ``dict`` (records are dicts keyed by
 their ``.pflow`` field names).  At a boundary a value is checked against its
-declared type with :func:`promptflow_dsl.check.types.validate`: records become
+declared type with :func:`promptflow_dsl.lang.types.validate`: records become
 pydantic instances for Python tools and come back as dicts.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..check.types import AnyType, OptionalType, Type, TypeValidationError, validate
+from .types import AnyType, OptionalType, Type, TypeValidationError, validate
 
 __all__ = ["plain", "conform", "to_python", "dumps", "TextDict", "TextList", "for_template",
            "TypeValidationError"]

@@ -1,4 +1,4 @@
-"""Tests for the sketch-template hole lexer (promptflow_dsl.check.holes)."""
+"""Tests for the sketch-template hole lexer (promptflow_dsl.lang.holes)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from promptflow_dsl.check.holes import (
+from promptflow_dsl.lang.holes import (
     Hole,
     HoleError,
     Literal,

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["TYPES", "Hole", "HoleError", "Literal", "SketchTemplate",
-           "offset_to_line_col", "parse_template"]
+           "hole_kind", "offset_to_line_col", "parse_template"]
 
 TYPES = ("str", "int", "float", "bool")
 
@@ -356,3 +356,12 @@ class _Parser:
                             j, m.end(), resume=stop + 1) from None
             i = m.end()
         return "".join(out)
+
+
+def hole_kind(hole: Any) -> str:
+    """``choice``, ``bool``, ``int``, ``float``, ``regex`` or ``str``."""
+    if hole.choices:
+        return "choice"
+    if hole.type in ("bool", "int", "float"):
+        return hole.type
+    return "regex" if hole.regex is not None else "str"
