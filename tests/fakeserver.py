@@ -156,6 +156,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Connection", "close")
         for k, v in (headers or {}).items():
             self.send_header(k, v)
+        self._leave_once()  # the client cannot have the answer before this point
         self.end_headers()
         self.wfile.write(data)
         self.wfile.flush()
@@ -184,6 +185,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802
         fake = self.server.fake
         fake._enter("GET", self.path, None, Headers(self.headers.items()))
+        self._counted = True
         try:
             if self.path.rstrip("/") in ("/v1/models", "/models"):
                 self._send_json(200, {"object": "list", "data": [
@@ -191,7 +193,7 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._send_error(404, f"no such path: {self.path}")
         finally:
-            fake._leave()
+            self._leave_once()
 
     def do_POST(self) -> None:  # noqa: N802
         fake = self.server.fake
@@ -202,6 +204,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = {"_unparsed": raw.decode("utf-8", "replace")}
         fault = fake._enter("POST", self.path, body, Headers(self.headers.items()))
+        self._counted = True
         try:
             self._post(fake, body, fault)
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError):
@@ -209,7 +212,15 @@ class _Handler(BaseHTTPRequestHandler):
                 fake.aborted += 1
             self.close_connection = True
         finally:
-            fake._leave()
+            self._leave_once()
+
+    def _leave_once(self) -> None:
+        """The request stops counting as in flight: just before the last bytes of its
+        answer are written (so a client that got its answer and sends the next request
+        never sees both counted), or when the handler ends."""
+        if getattr(self, "_counted", False):
+            self._counted = False
+            self.server.fake._leave()
 
     def _post(self, fake: FakeOpenAI, body: dict[str, Any], fault: _Fault | None) -> None:
         path = self.path.split("?")[0].rstrip("/")
@@ -372,6 +383,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._chunk(f"data: {json.dumps(ev)}\n\n".encode())
             if fake.chunk_delay > 0 and fake._stop.wait(fake.chunk_delay):
                 return
+        self._leave_once()
         self._chunk(b"data: [DONE]\n\n")
         self._chunk(b"")  # the terminating zero-length chunk
 
