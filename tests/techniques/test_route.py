@@ -21,12 +21,12 @@ from promptflow_dsl.models.scripted import ScriptedBackend
 from promptflow_dsl.routing import kmeans
 from promptflow_dsl.routing import prepare as prepare_mod
 from promptflow_dsl.routing.cache import EmbeddingCache, clear_memory
-from promptflow_dsl.routing.commands import open_context
 from promptflow_dsl.routing.embedders import OfflineEmbedder, features, tokens
 from promptflow_dsl.routing.prepare import Centroids
 from promptflow_dsl.runtime import RunConfig, RunFailed
 from promptflow_dsl.runtime.cache import CacheMode
 from promptflow_dsl.runtime.route import prepared_route
+from promptflow_dsl.runtime.session import open_context
 from promptflow_dsl.testing.harness import Harness
 
 MATH = [("What is 17 plus 25?", "42"), ("What is 9 times 8?", "72"), ("What is 100 minus 37?", "63")]
@@ -623,7 +623,7 @@ def test_optimize_command_end_to_end(project, capsys):
 def test_progress_line():
     import io
 
-    from promptflow_dsl.routing.commands import ProgressLine
+    from promptflow_dsl.cli.optimize import ProgressLine
 
     buf = io.StringIO()
     bar = ProgressLine(10, buf, width=10)

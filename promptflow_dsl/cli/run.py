@@ -1,0 +1,196 @@
+"""``pflow run FILE [HANDLER]``: run a handler against its models and print the result."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..diagnostics import render
+from .common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    color,
+    load_or_report,
+    parse_models,
+    print_diagnostics,
+    rel,
+    warnings_hint,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..check.program import CheckedProgram
+    from ..runtime import RunConfig
+
+
+def pick_handler(program: CheckedProgram, name: str | None) -> str:
+    if name is not None:
+        return name
+    handlers = list(program.handlers)
+    if len(handlers) == 1:
+        return handlers[0]
+    if "main" in program.handlers:
+        return "main"
+    raise UsageError(f"pflow run: name the handler to run (handlers: {', '.join(handlers) or 'none'})")
+
+
+def parse_inputs(program: CheckedProgram, handler: str, pairs: list[str], blob: str | None) -> dict:
+    from ..lang.types import STR, is_assignable
+
+    try:
+        h = program.handler(handler)
+    except KeyError as exc:
+        raise UsageError(f"pflow run: {exc.args[0]}") from None
+    inputs: dict = {}
+    if blob is not None:
+        try:
+            data = json.loads(blob)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"pflow run: --input-json is not valid JSON: {exc.msg}") from None
+        if not isinstance(data, dict):
+            raise UsageError("pflow run: --input-json must be a JSON object of inputs")
+        inputs.update(data)
+    for pair in pairs:
+        key, eq, raw = pair.partition("=")
+        if not eq or not key:
+            raise UsageError(f"pflow run: --input takes NAME=VALUE, got {pair!r}")
+        if raw.startswith("@"):
+            try:
+                raw = Path(raw[1:]).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise UsageError(f"pflow run: --input {key}: cannot read {raw[1:]}: "
+                                 f"{exc.strerror}") from None
+        p = h.signature.param(key)
+        if p is not None and is_assignable(STR, p.type):
+            inputs[key] = raw  # text parameters take the value as written
+            continue
+        try:
+            inputs[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            if p is None:
+                inputs[key] = raw
+            else:
+                raise UsageError(f"pflow run: input '{key}' must be {p.type.show()} written as "
+                                 f"JSON, got {raw!r}") from None
+    return inputs
+
+
+def run_config(args: argparse.Namespace) -> RunConfig:
+    from ..runtime import RunConfig
+    from ..runtime.cache import CacheMode
+
+    models = parse_models(args.model, "pflow run")
+    if args.concurrency < 1:
+        raise UsageError("pflow run: --concurrency must be at least 1")
+    mode = CacheMode.OFF if args.no_cache else (CacheMode.REFRESH if args.refresh else
+                                                CacheMode.DEFAULT)
+    return RunConfig(models=models, concurrency=args.concurrency, cache=mode,
+                     trace_dir=Path(args.trace_dir) if args.trace_dir else None,
+                     write_trace=not args.no_trace)
+
+
+class Progress:
+    """A one-line live count of handler calls on a terminal's stderr (10 updates/s at most)."""
+
+    shown = False
+
+    def __init__(self, handler: str) -> None:
+        self.handler = handler
+        self.last = 0.0
+
+    def __call__(self, finished: int, running: int) -> None:
+        import time
+
+        now = time.monotonic()
+        if now - self.last < 0.1:
+            return
+        self.last = now
+        sys.stderr.write(f"\r\x1b[2K{self.handler}: {finished} call{'s' if finished != 1 else ''} "
+                         f"done, {running} running")
+        sys.stderr.flush()
+        Progress.shown = True
+
+    @staticmethod
+    def clear() -> None:
+        if Progress.shown:
+            sys.stderr.write("\r\x1b[2K")
+            sys.stderr.flush()
+            Progress.shown = False
+
+
+def show_value(value: object, as_json: bool) -> str:
+    if isinstance(value, str) and not as_json:
+        return value
+    return json.dumps(value, ensure_ascii=False, indent=2)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    program = load_or_report(args)
+    if program is None:
+        return EXIT_USAGE
+    if args.verbose:
+        print_diagnostics(program.warnings, program.sources)
+    elif not args.quiet:
+        warnings_hint(len(program.warnings), args.file)
+    from ..runtime import InputError, RunFailed, run
+
+    handler = pick_handler(program, args.handler)
+    inputs = parse_inputs(program, handler, args.input or [], args.input_json)
+    config = run_config(args)
+    if not args.quiet and sys.stderr.isatty():
+        config.progress = Progress(handler)
+    try:
+        result = run(program, handler, inputs, config)
+    except InputError as exc:
+        raise UsageError(f"pflow run: {exc}") from None
+    except RunFailed as exc:
+        Progress.clear()
+        print(render([exc.diagnostic()], program.sources, color=color(sys.stderr)), file=sys.stderr)
+        if exc.detail:
+            print(exc.detail, file=sys.stderr)
+        if exc.trace_path is not None:
+            print(f"trace: {rel(exc.trace_path)}  (pflow trace show {exc.trace.run_id})",
+                  file=sys.stderr)
+        return EXIT_FAILED
+    Progress.clear()
+    print(show_value(result.value, args.json))
+    if not args.quiet:
+        t = result.trace.totals
+        where = f" · trace {rel(result.trace_path)}" if result.trace_path else ""
+        print(f"ok in {result.trace.wall_ms / 1000:.2f}s · {t.calls} model call"
+              f"{'s' if t.calls != 1 else ''} ({t.cache_hits} cached){where}", file=sys.stderr)
+    return EXIT_OK
+
+
+def add_parser(sub: Any) -> None:
+    r = sub.add_parser("run", help="run a handler against its models and print the result",
+                       description="Run HANDLER of FILE (the only handler, or `main`, when not "
+                                   "named) and print its result: text for str, else JSON. Model "
+                                   "replies are cached in .pflow-cache/ of the project; every run "
+                                   "writes a trace there.")
+    r.add_argument("file", metavar="FILE")
+    r.add_argument("handler", nargs="?", metavar="HANDLER")
+    r.add_argument("-i", "--input", action="append", metavar="NAME=VALUE",
+                   help="an input; text parameters take VALUE as written, others as JSON; "
+                        "NAME=@PATH reads the value from a file")
+    r.add_argument("--input-json", metavar="JSON", help="all inputs as one JSON object")
+    r.add_argument("-m", "--model", action="append", metavar="ID|NAME=ID",
+                   help="use model ID for `default` (ID) or for model NAME (NAME=ID)")
+    r.add_argument("--concurrency", type=int, default=64, metavar="N",
+                   help="most model and tool calls in flight at once (default 64)")
+    r.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    r.add_argument("--refresh", action="store_true", help="call the models again and overwrite "
+                                                          "the cached replies")
+    r.add_argument("--trace-dir", metavar="DIR", help="where to write the trace")
+    r.add_argument("--no-trace", action="store_true", help="do not write a trace")
+    r.add_argument("--json", action="store_true", help="print the result as JSON even if text")
+    r.add_argument("-q", "--quiet", action="store_true", help="no summary or warning count on "
+                                                              "stderr")
+    r.add_argument("-v", "--verbose", action="store_true", help="print check warnings (not just "
+                                                                "their count)")
+    r.add_argument("--allow-path", action="append", default=[], metavar="DIR")
+    r.set_defaults(func=cmd_run)
