@@ -9,15 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..diagnostics import Diagnostic, Span
 from ..lang.types import Type
 from ..syntax import ast
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ..plan import Plan
-    from ..runtime import RunConfig, RunResult
 
 
 @dataclass(frozen=True)
@@ -123,8 +119,9 @@ class CheckedModule:
 class CheckedProgram:
     """A program that passed the checker: every module, handler, hook and test resolved.
 
-    Use :meth:`handler` to look a handler up by the name the entry module uses and
-    :meth:`plan` to build the execution graph of one handler.
+    Use :meth:`handler` to look a handler up by the name the entry module uses.  Planning
+    and running are later stages: the library facade's :class:`promptflow_dsl.Program`
+    adds ``plan``, ``run`` and ``arun``.
     """
 
     entry: CheckedModule
@@ -187,42 +184,3 @@ class CheckedProgram:
 
     def module_of(self, key: str) -> CheckedModule:
         return self.modules[key.rpartition("::")[0]]
-
-    # ------------------------------------------------------------ planning
-
-    def plan(self, name: str) -> Plan:
-        """The execution plan of handler ``name``.
-
-        Raises ``KeyError`` for an unknown handler and
-        :class:`promptflow_dsl.plan.PlanError` for a cycle among data edges.
-        """
-        return self.plan_of(self.handler(name))
-
-    def plan_of(self, handler: HandlerInfo) -> Plan:
-        """The plan of ``handler``, built once per program (plans are never modified)."""
-        cache = self.__dict__.setdefault("_plans", {})
-        plan = cache.get(handler.key)
-        if plan is None:
-            from ..plan import build_plan
-
-            plan = cache[handler.key] = build_plan(self, handler)
-        return plan
-
-    # ------------------------------------------------------------ running
-
-    def run(self, handler: str, /, config: RunConfig | None = None, **inputs: Any) -> RunResult:
-        """Run ``handler`` with ``inputs``; returns a ``RunResult`` (``.value``, ``.trace``).
-
-        Raises ``KeyError`` (unknown handler), ``promptflow_dsl.runtime.InputError``
-        (bad inputs) or ``promptflow_dsl.runtime.RunFailed`` (the run failed).
-        """
-        from ..runtime import run
-
-        return run(self, handler, inputs, config)
-
-    async def arun(self, handler: str, /, config: RunConfig | None = None,
-                   **inputs: Any) -> RunResult:
-        """Async :meth:`run`."""
-        from ..runtime import arun
-
-        return await arun(self, handler, inputs, config)

@@ -1,5 +1,6 @@
 """What every command shares: exit statuses, usage errors, colour, diagnostics on
-stderr, loading a program, paths shown relative to the working folder, ``--model``.
+stderr, loading a program (through the library facade, ``promptflow_dsl.load``),
+paths shown relative to the working folder, ``--model``.
 
 Imported at start-up by every command: nothing here may import a stage beyond
 ``diagnostics`` at module level.
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING
 from ..diagnostics import CompileError, Diagnostic, mask_secrets, render
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..check.program import CheckedProgram
+    from ..program import Program
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 70
 
@@ -60,7 +61,7 @@ def diag_json(d: Diagnostic) -> dict:
                       for s, m in d.notes]}
 
 
-def load_program(path: str, allow: list[str]) -> CheckedProgram:
+def load_program(path: str, allow: list[str]) -> Program:
     """The program in ``path``; raises :class:`CompileError` or :class:`UsageError`."""
     from .. import load
 
@@ -72,7 +73,7 @@ def load_program(path: str, allow: list[str]) -> CheckedProgram:
     return load(p, allow_paths=tuple(allow))
 
 
-def load_or_report(args: argparse.Namespace) -> CheckedProgram | None:
+def load_or_report(args: argparse.Namespace) -> Program | None:
     """``args.file`` loaded, or None after its diagnostics were printed (exit status 2)."""
     try:
         return load_program(args.file, args.allow_path)

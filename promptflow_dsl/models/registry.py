@@ -13,20 +13,23 @@ Generation parameters are merged: the model declaration's, then the handler's
 (one backend per id, ``api_base`` and key); a handler's ``params`` may carry its own
 ``api_key``, which rides along with each of its calls (``GenParams.extra``) and wins.
 A model parameter ``concurrency`` caps the calls in flight to that model.
+
+The registry resolves no names itself: the runtime passes what the checker recorded
+(:class:`DeclaredModels`: per module, each model name the module can use — its own
+declarations and ``alias.name`` for an imported module's — with its id and
+parameters) and the run configuration's part (:class:`RegistrySettings`), both plain
+data.  Nothing here imports the checker or the runtime.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from .base import Backend, GenParams
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ..check.program import CheckedModule, CheckedProgram
-    from ..runtime.context import RunConfig
 
 LOCAL_ID = "local/smollm2"
 _BACKEND_KEYS = ("api_base", "api_key_env", "completion", "concurrency", "client", "timeout",
@@ -46,34 +49,58 @@ def local_backend() -> Backend:
     return _local
 
 
+class DeclaredModel(Protocol):
+    """A model declaration as the checker resolved it (``check.program.ModelInfo`` is one)."""
+
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def params(self) -> Mapping[str, Any]: ...
+
+
+# module key -> model name as written in that module (``fast``, ``alias.fast``) -> declaration
+DeclaredModels = Mapping[str, Mapping[str, DeclaredModel]]
+
+
+@dataclass(frozen=True)
+class RegistrySettings:
+    """The run configuration's part in choosing backends (the runtime's ``RunConfig``
+    fields of the same meaning; the mappings are shared, not copied, so backends a test
+    adds during the run are seen)."""
+
+    overrides: Mapping[str, str] = field(default_factory=dict)  # model name -> id (--model)
+    backends: Mapping[str, Backend] = field(default_factory=dict)  # name or id -> backend
+    # (model name, model id) -> a backend to use instead of the real one, or None
+    intercept: Callable[[str, str], Backend | None] | None = None
+    # (model name, backend) -> the backend to use (recording wraps real models)
+    wrap: Callable[[str, Backend], Backend] | None = None
+    timeout: float = 120.0
+    max_attempts: int = 4
+
+
 class ModelRegistry:
     """Backends of one run, created on first use and closed by :meth:`aclose`."""
 
-    def __init__(self, program: CheckedProgram, config: RunConfig) -> None:
-        self.program = program
-        self.config = config
+    def __init__(self, declared: DeclaredModels, settings: RegistrySettings) -> None:
+        self.declared = declared
+        self.settings = settings
         self._backends: dict[tuple[Any, ...], Backend] = {}
         self._limits: dict[str, asyncio.Semaphore] = {}
         self._owned: list[Backend] = []
         self.used: dict[str, str] = {}  # model name -> id actually used (for the trace)
 
-    def resolve(self, module: CheckedModule, name: str | None) -> tuple[str, Backend, dict[str, Any]]:
-        """(model id, backend, declared parameters) for model ``name`` as seen from ``module``."""
+    def resolve(self, module_key: str, name: str | None) -> tuple[str, Backend, dict[str, Any]]:
+        """(model id, backend, declared parameters) for model ``name`` as written in the
+        module ``module_key``."""
         name = name or "default"
-        info = None
-        if "." in name:
-            alias, _, rest = name.partition(".")
-            key = module.imports.get(alias)
-            if key is not None:
-                info = self.program.modules[key].models.get(rest)
-        else:
-            info = module.models.get(name)
-        model_id = self.config.models.get(name) or (info.model_id if info else LOCAL_ID)
+        info = self.declared.get(module_key, {}).get(name)
+        model_id = self.settings.overrides.get(name) or (info.model_id if info else LOCAL_ID)
         params = dict(info.params) if info else {}
         self.used[name] = model_id
-        given = self.config.backends.get(name) or self.config.backends.get(model_id)
-        if given is None and self.config.intercept is not None:
-            given = self.config.intercept(name, model_id)
+        given = self.settings.backends.get(name) or self.settings.backends.get(model_id)
+        if given is None and self.settings.intercept is not None:
+            given = self.settings.intercept(name, model_id)
         if given is not None:
             return model_id, given, params
         # two declarations of one id with different keys are two backends
@@ -81,8 +108,8 @@ class ModelRegistry:
         backend = self._backends.get(cache_key)
         if backend is None:
             backend = self._create(model_id, params)
-            if self.config.wrap is not None:
-                backend = self.config.wrap(name, backend)
+            if self.settings.wrap is not None:
+                backend = self.settings.wrap(name, backend)
             self._backends[cache_key] = backend
         if "concurrency" in params and model_id not in self._limits:
             self._limits[model_id] = asyncio.Semaphore(max(1, int(params["concurrency"])))
@@ -99,8 +126,8 @@ class ModelRegistry:
         from .remote import LiteLLMBackend
 
         # The model's own `timeout` / `num_retries` parameters win over the run's defaults.
-        timeout = None if "timeout" in params else self.config.timeout
-        attempts = None if "num_retries" in params else self.config.max_attempts
+        timeout = None if "timeout" in params else self.settings.timeout
+        attempts = None if "num_retries" in params else self.settings.max_attempts
         cls = OpenAIHTTPBackend if uses_fast_path(model_id, params) else LiteLLMBackend
         backend = cls(model_id, params, api_base=params.get("api_base"), timeout=timeout,
                       max_attempts=attempts)

@@ -11,6 +11,8 @@ edges must be acyclic.  See ``README.md`` beside this file for the full contract
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections import deque
 from collections.abc import Iterable
 
@@ -20,7 +22,29 @@ from ..diagnostics import Span
 from ..syntax import ast
 from .model import Plan, PlanError, PlannedStep, children, short, show_expr
 
-__all__ = ["Plan", "PlanError", "PlannedStep", "build_plan", "handler_nodes"]
+__all__ = ["Plan", "PlanError", "PlannedStep", "build_plan", "plan_for", "handler_nodes"]
+
+_PLANS: dict[int, dict[str, Plan]] = {}  # id(program) -> handler key -> plan
+_PLANS_LOCK = threading.Lock()
+
+
+def plan_for(program: CheckedProgram, handler: HandlerInfo) -> Plan:
+    """The plan of ``handler``, built once per program and shared by every caller (the
+    library facade, every run of the program); plans are never modified.
+
+    The cache is keyed by the program's identity and kept beside it, not in it: an
+    entry goes when its program is garbage-collected.
+    """
+    key = id(program)
+    with _PLANS_LOCK:
+        plans = _PLANS.get(key)
+        if plans is None:
+            plans = _PLANS[key] = {}
+            weakref.finalize(program, _PLANS.pop, key, None)
+    plan = plans.get(handler.key)
+    if plan is None:
+        plan = plans[handler.key] = build_plan(program, handler)
+    return plan
 
 
 def build_plan(program: CheckedProgram, handler: HandlerInfo) -> Plan:

@@ -1,6 +1,6 @@
 """Stage run: a checked program + an entry handler + inputs → a value and a trace.
 
-``arun`` / ``run`` are the library entry points (``CheckedProgram.run`` and
+``arun`` / ``run`` are the library entry points (``promptflow_dsl.Program.run`` and
 ``.arun`` call them).  Inputs are validated against the handler's parameters
 first (:class:`InputError`); a failed run raises :class:`RunFailed` carrying the
 error and the trace.  The trace is written (atomically) whether the run

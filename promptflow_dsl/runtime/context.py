@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..check.program import CheckedModule, CheckedProgram, HandlerInfo, Resolved
+from ..check.program import CheckedModule, CheckedProgram, HandlerInfo, ModelInfo, Resolved
 from ..diagnostics import Span
 from ..lang.values import conform
 from ..models.base import Backend, GenParams, Message, ModelError, Reply, Scored, ScriptError
@@ -58,17 +58,19 @@ class RunConfig:
     wrap: Callable[[str, Backend], Backend] | None = None
 
 
-class NotMocked(ScriptError):
-    """A test reached a model it did not mock (and the test is not ``live``)."""
-
-    def __init__(self, name: str, test: str) -> None:
-        if test == "<python>":  # the Python harness
-            message = (f"model '{name}' is not mocked: call mock_model({name!r}, [...]) first, "
-                       f"or load the harness with live=True")
-        else:
-            message = (f"test \"{test}\" calls model '{name}', which it does not mock: add "
-                       f"`mock model {name} replies [...]`, or mark the test `live`")
-        super().__init__(name, message)
+def declared_models(program: CheckedProgram) -> dict[str, dict[str, ModelInfo]]:
+    """What the checker recorded about models, as the model registry takes it: per module
+    key, every model name the module can use (its own, and ``alias.name`` for the models
+    of each module it imports) with its declaration."""
+    out: dict[str, dict[str, ModelInfo]] = {}
+    for key, module in program.modules.items():
+        names = dict(module.models)
+        for alias, imported in module.imports.items():
+            other = program.modules.get(imported)
+            if other is not None:
+                names.update({f"{alias}.{n}": info for n, info in other.models.items()})
+        out[key] = names
+    return out
 
 
 class RunContext:
@@ -76,14 +78,16 @@ class RunContext:
 
     def __init__(self, program: CheckedProgram, config: RunConfig, trace: TraceRecorder,
                  cache: ResponseCache | None) -> None:
-        from ..models.registry import ModelRegistry
+        from ..models.registry import ModelRegistry, RegistrySettings
 
         self.program = program
         self.config = config
         self.trace = trace
         self.cache = cache
         self.sequential = config.sequential
-        self.registry = ModelRegistry(program, config)
+        self.registry = ModelRegistry(declared_models(program), RegistrySettings(
+            overrides=config.models, backends=config.backends, intercept=config.intercept,
+            wrap=config.wrap, timeout=config.timeout, max_attempts=config.max_attempts))
         self.limit = asyncio.Semaphore(max(1, config.concurrency))
         self.calls: Counter[str] = Counter()  # handler key -> number of calls
         self.routed: dict[str, str] = {}
@@ -234,12 +238,14 @@ class RunContext:
         """The (cached) plan of a flow."""
         plan = self._plans.get(h.key)
         if plan is None:
-            plan = self._plans[h.key] = self.program.plan_of(h)
+            from ..plan import plan_for
+
+            plan = self._plans[h.key] = plan_for(self.program, h)
         return plan
 
     def backend_for(self, h: HandlerInfo, model_name: str | None) -> tuple[str, Backend, dict[str, Any]]:
         """(model id, backend, declared model parameters) for a model used by handler ``h``."""
-        return self.registry.resolve(self.program.module_of(h.key), model_name)
+        return self.registry.resolve(self.program.module_of(h.key).key, model_name)
 
     async def _model_call(self, h: HandlerInfo, model_name: str | None, kind: str,
                           payload: dict[str, Any], params: GenParams | None,

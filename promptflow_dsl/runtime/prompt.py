@@ -115,8 +115,7 @@ async def run_prompt(ctx: RunContext, h: HandlerInfo, inputs: dict[str, Any], st
     messages = render_messages(h, inputs)
     ret = h.signature.returns
     model_name = decl.model.dotted if decl.model is not None else None
-    mod = ctx.program.module_of(h.key)
-    _, backend, _ = ctx.registry.resolve(mod, model_name)
+    _, backend, _ = ctx.backend_for(h, model_name)
     params = GenParams(extra=dict(h.details.get("params") or {}) | {"pflow_handler": name})
     base = ret.inner if isinstance(ret, OptionalType) else ret
     structured = not _is_text(ret) and not isinstance(base, LiteralType)

@@ -42,9 +42,9 @@ class Harness:
     @classmethod
     def load(cls, path: str | Path, *, live: bool = False) -> Harness:
         """Load and check ``path``.  Raises :class:`promptflow_dsl.CompileError`."""
-        from .. import load
+        from ..check import check_file
 
-        return cls(load(path), live=live)
+        return cls(check_file(Path(path)), live=live)
 
     def reset(self) -> None:
         """Forget every mock and counter."""

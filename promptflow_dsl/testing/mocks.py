@@ -5,11 +5,23 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from ..models.base import Capabilities, GenParams, Message, Reply, Scored, StreamEvent
+from ..models.base import Capabilities, GenParams, Message, Reply, Scored, ScriptError, StreamEvent
 from ..models.scripted import ScriptedBackend
-from ..runtime.context import NotMocked
 
 __all__ = ["ScriptedBackend", "UnmockedModel", "NotMocked"]
+
+
+class NotMocked(ScriptError):
+    """A test reached a model it did not mock (and the test is not ``live``)."""
+
+    def __init__(self, name: str, test: str) -> None:
+        if test == "<python>":  # the Python harness
+            message = (f"model '{name}' is not mocked: call mock_model({name!r}, [...]) first, "
+                       f"or load the harness with live=True")
+        else:
+            message = (f"test \"{test}\" calls model '{name}', which it does not mock: add "
+                       f"`mock model {name} replies [...]`, or mark the test `live`")
+        super().__init__(name, message)
 
 
 class UnmockedModel:

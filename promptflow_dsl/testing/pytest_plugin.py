@@ -60,12 +60,12 @@ def _mode(config: pytest.Config) -> str:
 
 class PflowFile(pytest.File):
     def collect(self) -> Any:
-        from .. import load
+        from ..check import check_file
         from ..diagnostics import CompileError
         from .replay import ReplayFile, replay_path
 
         try:
-            program = load(self.path)
+            program = check_file(Path(self.path))
         except CompileError as exc:
             raise PflowCompileFailure(exc.render()) from None
         self.program = program

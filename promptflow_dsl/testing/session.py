@@ -30,9 +30,9 @@ class FileResult:
 
 def load_program(path: Path, allow: tuple[Path, ...] = ()) -> CheckedProgram:
     """Raises :class:`CompileError`."""
-    from .. import load
+    from ..check import check_file
 
-    return load(path, allow_paths=allow)
+    return check_file(Path(path), tuple(Path(p) for p in allow))
 
 
 async def run_file(path: Path, pattern: str | None = None, mode: str = "replay",
