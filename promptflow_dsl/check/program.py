@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..diagnostics import Diagnostic, Span
-from ..lang.types import Type
+from ..lang.types import RecordType, Type
 from ..syntax import ast
 
 
@@ -45,8 +45,8 @@ class Signature:
 class Resolved:
     """What a call site (or handler reference) resolved to."""
 
-    kind: str  # "handler" | "builtin" | "counter"
-    target: str  # handler key, or the builtin's name
+    kind: str  # "handler" | "builtin" | "counter" | "eval"
+    target: str  # handler key, the builtin's name, or (for `evaluate(e)`) the eval's key
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,62 @@ class TestInfo:
     __test__ = False
 
 
+@dataclass(frozen=True)
+class MetricInfo:
+    """One ``metric NAME = EXPR`` of an eval: ``expr`` is evaluated per row with ``row``
+    and ``out`` in scope; ``type`` is ``bool``, ``int``, ``float``, an optional of those
+    (``none`` = not scored) or ``any`` (checked per row when it runs)."""
+
+    name: str
+    expr: ast.Expr
+    type: Type
+    span: Span  # the metric's name
+
+
+@dataclass(frozen=True)
+class ThresholdInfo:
+    """``threshold METRIC OP VALUE``: ``op`` is ``>=``, ``>``, ``<=``, ``<`` or ``==``."""
+
+    metric: str
+    op: str
+    value: float
+    span: Span
+
+    @property
+    def text(self) -> str:
+        """``label_ok >= 0.8`` (the form the dataset engine parses)."""
+        return f"{self.metric} {self.op} {self.value:g}"
+
+
+@dataclass(frozen=True)
+class EvalInfo:
+    """A checked ``eval`` declaration: everything a run needs, without re-checking.
+
+    ``data`` is the dataset's absolute path (``data_format`` ``"jsonl"`` or ``"csv"``),
+    whose ``rows`` rows all fitted ``row_type`` when the program was checked (CSV cells
+    are converted as ``lang/row_types.py`` says).  ``run`` is evaluated once per row with
+    ``row`` in scope; its value, of type ``out_type``, is ``out`` for the metrics.
+    ``calls`` holds the keys of the handlers ``run`` and the metrics call.
+    """
+
+    key: str  # "<module key>::<name>"
+    name: str
+    module_key: str
+    decl: ast.EvalDecl
+    data: Path
+    data_format: str  # jsonl | csv
+    row_type: RecordType
+    run: ast.Expr
+    out_type: Type
+    metrics: tuple[MetricInfo, ...]
+    thresholds: tuple[ThresholdInfo, ...] = ()
+    rows: int = 0
+    calls: tuple[str, ...] = ()
+
+    def metric(self, name: str) -> MetricInfo | None:
+        return next((m for m in self.metrics if m.name == name), None)
+
+
 @dataclass
 class CheckedModule:
     key: str
@@ -110,6 +166,7 @@ class CheckedModule:
     handlers: dict[str, HandlerInfo] = field(default_factory=dict)
     hooks: dict[str, HookInfo] = field(default_factory=dict)
     tests: list[TestInfo] = field(default_factory=list)
+    evals: dict[str, EvalInfo] = field(default_factory=dict)
     # call-site span -> what it resolved to; expression span -> its static type
     resolutions: dict[Span, Resolved] = field(default_factory=dict)
     expr_types: dict[Span, Type] = field(default_factory=dict)
@@ -129,6 +186,7 @@ class CheckedProgram:
     diagnostics: list[Diagnostic]  # warnings only: a program with errors raises instead
     sources: dict[str, str]
     root: Path | None = None
+    allowed: tuple[Path, ...] = ()  # --allow-path folders: files may also come from there
 
     # ------------------------------------------------------------ look-ups
 
@@ -151,6 +209,26 @@ class CheckedProgram:
 
     def all_hooks(self) -> dict[str, HookInfo]:
         return {h.key: h for m in self.modules.values() for h in m.hooks.values()}
+
+    @property
+    def evals(self) -> dict[str, EvalInfo]:
+        """The entry module's own evals, by name."""
+        return dict(self.entry.evals)
+
+    def all_evals(self) -> dict[str, EvalInfo]:
+        """Every eval of every module, by key (what an ``evaluate(...)`` call resolved to:
+        ``Resolved("eval", key)``)."""
+        return {e.key: e for m in self.modules.values() for e in m.evals.values()}
+
+    def eval(self, name: str) -> EvalInfo:
+        """The eval the entry module calls ``name``.
+
+        Raises ``KeyError`` with the known names when there is none.
+        """
+        if name in self.entry.evals:
+            return self.entry.evals[name]
+        known = ", ".join(sorted(self.entry.evals)) or "none"
+        raise KeyError(f"no eval '{name}' (evals: {known})")
 
     def handler(self, name: str) -> HandlerInfo:
         """The handler the entry module calls ``name`` (``classify`` or ``alias.name``).

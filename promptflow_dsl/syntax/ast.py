@@ -395,6 +395,51 @@ class HookDecl(Decl):
     kind = "hook"
 
 
+# --------------------------------------------------------------------------- evals
+
+
+@dataclass(frozen=True)
+class EvalData(Node):
+    """``data "PATH" as TYPE``: the dataset file (relative to the declaring file) and the
+    type of its rows."""
+
+    path: Str
+    row_type: TypeExpr
+
+
+@dataclass(frozen=True)
+class EvalMetric(Node):
+    """``metric NAME = EXPR``: scored per row with ``row`` and ``out`` in scope."""
+
+    name: str
+    name_span: Span
+    value: Expr
+
+
+@dataclass(frozen=True)
+class EvalThreshold(Node):
+    """``threshold METRIC OP NUMBER``; ``op`` is ``>=``, ``>``, ``<=``, ``<`` or ``==``.
+    ``value`` is ``None`` when the written bound is not a number literal (reported)."""
+
+    metric: str
+    metric_span: Span
+    op: str
+    value: Int | Float | None
+
+
+@dataclass(frozen=True)
+class EvalDecl(Decl):
+    """``eval NAME { data ... run ... metric ... threshold ... }``.  ``data`` and ``run``
+    are ``None`` only when the clause is missing (reported by the builder)."""
+
+    data: EvalData | None
+    run: Expr | None
+    metrics: tuple[EvalMetric, ...]
+    thresholds: tuple[EvalThreshold, ...] = ()
+
+    kind = "eval"
+
+
 # --------------------------------------------------------------------------- tests
 
 
