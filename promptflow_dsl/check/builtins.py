@@ -137,6 +137,7 @@ COUNTERS: dict[str, tuple[str, Type]] = {
     "calls": ("handler", INT),
     "hook_fires": ("hook", INT),
     "routed": ("route", optional(STR)),
+    "evaluate": ("eval", ANY),  # runs an eval; typed by check/evals.py from its metrics
 }
 
 __all__ = ["ArgError", "BUILTINS", "Builtin", "COUNTERS", "NONE", "OptionalType"]

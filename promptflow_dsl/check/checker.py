@@ -2,7 +2,7 @@
 
 Modules are checked imports-first.  Within a module: names, models and types are
 declared, then every handler's signature is computed, then hooks, handler
-bodies and tests are checked.  Finally the call graph of the whole program is
+bodies, evals and tests are checked.  Finally the call graph of the whole program is
 checked for recursion, which is allowed only through a ``decompose`` (bounded
 by its ``max_depth``).
 """
@@ -17,6 +17,7 @@ from ..diagnostics import Diagnostic, Span, error
 from ..syntax import ast
 from . import decls
 from .env import ModuleEnv
+from .evals import check_eval, data_sources
 from .exprs import ExprChecker
 from .loader import LoadResult, Project
 from .program import CheckedModule, CheckedProgram, HandlerInfo
@@ -66,6 +67,9 @@ def _check_module(env: ModuleEnv) -> None:
         env.cm.handlers[d.name] = dataclasses.replace(
             info, calls=calls, template_vars=tuple(details.pop("template_vars", ())),
             details=details)
+    for ed in mod.decls:
+        if isinstance(ed, ast.EvalDecl) and env.evals.get(ed.name) is ed:
+            env.cm.evals[ed.name] = check_eval(env, ed)
     for td in mod.decls:
         if isinstance(td, ast.TestDecl):
             env.cm.tests.append(decls.check_test(env, td, ExprChecker(env)))
@@ -124,6 +128,8 @@ def check_loaded(result: LoadResult, project: Project) -> tuple[CheckedProgram |
     _check_recursion(checked, diags)
     program = CheckedProgram(checked[result.entry], checked, [d for d in diags if not d.is_error],
                              result.sources, project.root)
+    for cm in checked.values():  # the lines of data files that diagnostics show
+        program.sources.update(data_sources(cm))
     return program, diags
 
 

@@ -1,7 +1,7 @@
 """A module's environment: its declarations by namespace, resolved types and signatures.
 
 Three namespaces: *values* (handlers, hooks and import aliases), *types* and
-*models*.  The environment is filled in two passes — names and signatures first,
+*models* (tests and evals have their own too).  The environment is filled in two passes — names and signatures first,
 bodies later — so declarations may refer to each other in any order.
 """
 
@@ -67,6 +67,7 @@ class ModuleEnv:
         self.values: dict[str, ast.Decl] = {}
         self.type_decls: dict[str, ast.TypeDecl] = {}
         self.model_decls: dict[str, ast.ModelDecl] = {}
+        self.evals: dict[str, ast.EvalDecl] = {}
         self.failed_imports: set[str] = set()
         self._resolving: list[str] = []
 
@@ -91,6 +92,8 @@ class ModuleEnv:
                 table, what = self.model_decls, "model"
             elif isinstance(d, ast.TestDecl):
                 table, what = tests, "test"
+            elif isinstance(d, ast.EvalDecl):
+                table, what = self.evals, "eval"
             else:
                 table, what = self.values, "name"
                 if isinstance(d, ast.ImportDecl) and d.name not in self.lm.imports:

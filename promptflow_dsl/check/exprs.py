@@ -369,7 +369,8 @@ class ExprChecker:
             options = list(env.cm.handlers) + list(BUILTINS) + (list(COUNTERS) if scope.counters else [])
             hint = suggest(n, options)
             if not hint and n in COUNTERS:
-                hint = " (counters are only available inside test blocks)"
+                what = "evaluate()" if COUNTERS[n][0] == "eval" else "counters"
+                hint = f" ({what} {'is' if what[0] == 'e' else 'are'} only available inside test blocks)"
             env.err(func.span, f"unknown handler or function '{n}'{hint}")
             return None
         if isinstance(func, ast.Attr) and isinstance(func.obj, ast.Name):
@@ -461,6 +462,10 @@ class ExprChecker:
     def _counter(self, e: ast.Call, name: object) -> Type:
         assert isinstance(name, str)
         what, result = COUNTERS[name]
+        if what == "eval":
+            from .evals import check_evaluate
+
+            return check_evaluate(self.env, e)
         if len(e.args) != 1 or e.kwargs:
             self.env.err(e.span, f"{name}() takes one {what} name, e.g. {name}(my_{what})")
             return result

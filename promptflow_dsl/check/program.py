@@ -167,6 +167,8 @@ class CheckedModule:
     hooks: dict[str, HookInfo] = field(default_factory=dict)
     tests: list[TestInfo] = field(default_factory=list)
     evals: dict[str, EvalInfo] = field(default_factory=dict)
+    # data file uri -> {line: text} of the lines diagnostics point at (for rendering them)
+    data_lines: dict[str, dict[int, str]] = field(default_factory=dict)
     # call-site span -> what it resolved to; expression span -> its static type
     resolutions: dict[Span, Resolved] = field(default_factory=dict)
     expr_types: dict[Span, Type] = field(default_factory=dict)

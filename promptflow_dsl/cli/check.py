@@ -58,17 +58,27 @@ def cmd_check(args: argparse.Namespace) -> int:
             report.append({"file": path, "ok": not (args.strict and warnings),
                            "handlers": {n: h.signature.show(n) for n, h in program.handlers.items()},
                            "tests": [t.name for t in program.tests],
+                           "evals": {n: _eval_json(e) for n, e in program.evals.items()},
                            "diagnostics": [diag_json(d) for d in warnings]})
             continue
         print_diagnostics(warnings, program.sources)
         if not args.quiet:
-            n_h, n_t = len(program.handlers), len(program.tests)
-            extra = f", {summary_line(warnings)}" if warnings else ""
+            n_h, n_t, n_e = len(program.handlers), len(program.tests), len(program.evals)
+            extra = f", {n_e} eval{'s' if n_e != 1 else ''}" if n_e else ""
+            extra += f", {summary_line(warnings)}" if warnings else ""
             print(f"{path}: ok ({n_h} handler{'s' if n_h != 1 else ''}, "
                   f"{n_t} test{'s' if n_t != 1 else ''}{extra})")
     if args.format == "json":
         print(json.dumps(report, indent=2))
     return status
+
+
+def _eval_json(info: Any) -> dict[str, Any]:
+    from ..syntax.source import display_name
+
+    return {"data": display_name(info.data), "rows": info.rows,
+            "metrics": {m.name: m.type.show() for m in info.metrics},
+            "thresholds": [t.text for t in info.thresholds]}
 
 
 def add_parser(sub: Any) -> None:

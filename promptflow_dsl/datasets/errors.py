@@ -1,7 +1,8 @@
 """The error classes of the dataset engine.
 
 * :class:`DatasetError` — a dataset file or one of its rows is wrong; carries the
-  file, the line and the column when they are known.
+  file, the line and the column when they are known (defined beside the row readers,
+  :mod:`promptflow_dsl.lang.rows`).
 * :class:`RunFolderError` — a run folder or a results file cannot be used (no such
   run, an output file that exists, a run another process is writing).
 * :class:`ResumeError` — a run cannot be resumed because its program or dataset
@@ -15,44 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..lang.rows import DatasetError
 
-class DatasetError(ValueError):
-    """A dataset problem at ``path:line:column``.
-
-    ``line`` and ``column`` are 1-based and ``None`` when unknown; ``str(error)``
-    is ``path:line:column: message`` with the unknown parts left out.
-    """
-
-    def __init__(self, message: str, *, path: str | None = None,
-                 line: int | None = None, column: int | None = None) -> None:
-        """Never raises."""
-        self.message = message
-        self.path = path
-        self.line = line
-        self.column = column
-        super().__init__(self.__str__())
-
-    @property
-    def location(self) -> str:
-        """``path:line:column`` with the unknown parts left out (may be empty). Never raises."""
-        parts = [self.path] if self.path else []
-        if self.line is not None:
-            parts.append(str(self.line))
-            if self.column is not None:
-                parts.append(str(self.column))
-        return ":".join(parts)
-
-    def __str__(self) -> str:
-        loc = self.location
-        return f"{loc}: {self.message}" if loc else self.message
-
-    def __reduce__(self):  # keeps keyword arguments through pickling
-        return (_rebuild_dataset_error, (self.message, self.path, self.line, self.column))
-
-
-def _rebuild_dataset_error(message: str, path: str | None, line: int | None,
-                           column: int | None) -> DatasetError:
-    return DatasetError(message, path=path, line=line, column=column)
+__all__ = ["DatasetError", "DuplicateRowError", "ResumeError", "RunFolderError", "ThresholdError"]
 
 
 class RunFolderError(Exception):

@@ -543,6 +543,73 @@ class Builder(Transformer_NonRecursive):
         body = tuple(c for c in children[1:] if not isinstance(c, _Marker))
         return ast.TestDecl(self._span(meta), title.value, title.span, live, body)
 
+    # ------------------------------------------------------------ evals
+
+    def eval_data(self, meta: Any, children: list[Any]) -> ast.EvalData:
+        path, row_type = children
+        return ast.EvalData(self._span(meta), path, row_type)
+
+    def eval_run(self, meta: Any, children: list[Any]) -> _Marker:
+        return _Marker("run", children[0], self._span(meta))
+
+    def eval_metric(self, meta: Any, children: list[Any]) -> ast.EvalMetric:
+        tok, value = children
+        return ast.EvalMetric(self._span(meta), str(tok.value), self._ts(tok), value)
+
+    def eval_threshold(self, meta: Any, children: list[Any]) -> ast.EvalThreshold:
+        tok, op, bound = children
+        span = self._span(meta)
+        if op not in THRESHOLD_OPS:
+            self._err(span, f"a threshold compares with {', '.join(THRESHOLD_OPS[:-1])} or "
+                            f"{THRESHOLD_OPS[-1]}, not '{op}'")
+        value = bound if isinstance(bound, (ast.Int, ast.Float)) else None
+        if value is None:
+            self._err(bound.span, f"a threshold's bound is a number literal, as in "
+                                  f"`threshold {tok.value} >= 0.8`")
+        return ast.EvalThreshold(span, str(tok.value), self._ts(tok), op, value)
+
+    def eval_decl(self, meta: Any, children: list[Any]) -> ast.EvalDecl:
+        tok, items = children[0], children[1:]
+        name = self._name(tok, "eval")
+        where = f"eval '{name}'"
+        data = [i for i in items if isinstance(i, ast.EvalData)]
+        runs = [i for i in items if isinstance(i, _Marker)]
+        metrics = [i for i in items if isinstance(i, ast.EvalMetric)]
+        thresholds = [i for i in items if isinstance(i, ast.EvalThreshold)]
+        for word, found in (("data", [d.span for d in data]), ("run", [r.span for r in runs if r.span is not None])):
+            for extra in found[1:]:
+                self.diagnostics.append(error(
+                    Span.point(self.file, extra.line, extra.col, len(word)),
+                    f"duplicate `{word}` clause in {where}",
+                    (Span.point(self.file, found[0].line, found[0].col, len(word)),
+                     "first given here")))
+        if not data:
+            self._err(self._ts(tok), f"{where} needs a `data` clause: data \"rows.jsonl\" as "
+                                     f"RowType")
+        if not runs:
+            self._err(self._ts(tok), f"{where} needs a `run` clause: run handler(param=row.field)")
+        if not metrics:
+            self._err(self._ts(tok), f"{where} needs at least one `metric`: metric NAME = "
+                                     f"EXPRESSION")
+        seen: dict[str, ast.EvalMetric] = {}
+        for m in metrics:
+            if m.name in seen:
+                self.diagnostics.append(error(m.name_span, f"duplicate metric '{m.name}' in {where}",
+                                              (seen[m.name].name_span, "first declared here")))
+            else:
+                seen[m.name] = m
+        bounds: dict[tuple[str, str], ast.EvalThreshold] = {}
+        for t in thresholds:
+            if (t.metric, t.op) in bounds:
+                self.diagnostics.append(error(t.span, f"duplicate threshold `{t.metric} {t.op}` "
+                                                      f"in {where}",
+                                              (bounds[t.metric, t.op].span, "first given here")))
+            else:
+                bounds[t.metric, t.op] = t
+        return ast.EvalDecl(self._span(meta), name, self._ts(tok), data[0] if data else None,
+                            runs[0].value if runs else None, tuple(metrics), tuple(thresholds))
+
+
 
 def _has_clause(items: list[Any], word: str) -> bool:
     return any(isinstance(c, Clause) and c.word == word for c in items)
@@ -550,6 +617,9 @@ def _has_clause(items: list[Any], word: str) -> bool:
 
 KEYWORDS = frozenset("model type import as prompt tool flow decompose route sketch hook test "
                      "return for in if else and or not true false none mock expect".split())
+
+
+THRESHOLD_OPS = (">=", ">", "<=", "<", "==")
 
 
 def suggest(word: str, options: list[str] | tuple[str, ...]) -> str:

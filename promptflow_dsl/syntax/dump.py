@@ -12,7 +12,7 @@ from typing import Any
 
 from .ast import Node
 
-_SKIP = {"span", "name_span", "var_span", "origins"}
+_SKIP = {"span", "name_span", "var_span", "metric_span", "origins"}
 
 
 def dump(node: Any, indent: str = "") -> str:

@@ -66,11 +66,49 @@ class _KeywordsAsNames:
 
     def process(self, stream: Any) -> Any:
         text = getattr(_TEXT, "value", None)
-        for tok in stream:
+        for tok in _eval_words(stream):
             if (text is not None and tok.type != "NAME" and str(tok.value).isidentifier()
                     and _COLON_AHEAD.match(text, tok.end_pos)):
                 tok.type = "NAME"
             yield tok
+
+
+_EVAL_ITEM_WORDS = frozenset({"DATA", "RUN", "METRIC", "THRESHOLD"})
+_OPENING = frozenset({"LBRACE", "LPAR", "LSQB"})
+_CLOSING = frozenset({"RBRACE", "RPAR", "RSQB"})
+
+
+def _eval_words(stream: Any) -> Any:
+    """``eval`` is a keyword only at the top level, and ``data``, ``run``, ``metric`` and
+    ``threshold`` only where they start an item of an eval's body; anywhere else they
+    are names.
+
+    The contextual lexer reads a word as a keyword wherever the LALR state accepts it,
+    and the state after a value accepts everything that may follow a value somewhere,
+    eval items included; without this a hook's `run` clause or a flow variable `data`
+    written after a string would be read as a keyword.
+    """
+    depth = 0
+    body: int | None = None  # bracket depth of the eval body we are in
+    opening = False  # read `eval`: its `{` opens a body
+    for tok in stream:
+        kind = tok.type
+        if kind == "EVAL":
+            if depth == 0:
+                opening = True
+            else:
+                tok.type = "NAME"
+        elif kind in _EVAL_ITEM_WORDS and depth != body:
+            tok.type = "NAME"
+        elif kind in _OPENING:
+            depth += 1
+            if opening and kind == "LBRACE":
+                body, opening = depth, False
+        elif kind in _CLOSING:
+            if depth == body:
+                body = None
+            depth = max(depth - 1, 0)
+        yield tok
 
 
 @lru_cache(maxsize=1)

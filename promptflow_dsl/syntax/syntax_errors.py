@@ -10,6 +10,7 @@ reported where it was opened.
 
 from __future__ import annotations
 
+import difflib
 import re
 from functools import lru_cache
 from typing import Any
@@ -23,7 +24,8 @@ _TERMINAL_NAMES = {
     "$END": "end of file",
 }
 DECL_WORDS = ("MODEL", "TYPE", "IMPORT", "PROMPT", "TOOL", "FLOW", "DECOMPOSE", "ROUTE",
-              "SKETCH", "HOOK", "TEST")
+              "SKETCH", "HOOK", "TEST", "EVAL")
+_EVAL_ITEMS = frozenset({"DATA", "RUN", "METRIC", "THRESHOLD"})
 _VALUE_START = {"NAME", "STRING", "RAW_STRING", "LONG_STRING", "INT", "FLOAT", "TRUE", "FALSE",
                 "NONE", "LSQB", "LBRACE", "LPAR", "MINUS", "NOT"}
 _COMPARISON = {"LESSTHAN", "MORETHAN", "__ANON_1", "__ANON_2", "__ANON_3", "__ANON_4", "IN",
@@ -186,11 +188,17 @@ def _heuristic(tok: Any, expected: set[str], source: SourceFile) -> tuple[str, S
             return "missing `,` between list items", None
     if t in _COMPARISON and "PLUS" in expected and not (expected & _COMPARISON):
         return "chained comparisons are not supported: combine them with `and`", None
+    if t == "NAME" and _EVAL_ITEMS <= expected:
+        word = str(tok.value)
+        close = difflib.get_close_matches(word, [w.lower() for w in _EVAL_ITEMS], n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        return (f"unknown clause '{word}' in an eval{hint} (expected one of: data, run, metric, "
+                f"threshold)"), None
     if all(w in expected for w in ("FLOW", "PROMPT")):
         if t in ("RBRACE", "RPAR", "RSQB"):
             return f"unmatched '{tok.value}': nothing is open here", None
         return ("expected a declaration (model, type, import, prompt, tool, flow, decompose, "
-                f"route, sketch, hook or test), found {_token_text(tok)}"), None
+                f"route, sketch, hook, test or eval), found {_token_text(tok)}"), None
     if expected == {"COLON"} and t in ("COMMA", "RPAR"):
         prev = _previous_word(text, tok.start_pos)
         span = _point(source.uri, text, prev[0], prev[1]) if prev else None
@@ -198,7 +206,8 @@ def _heuristic(tok: Any, expected: set[str], source: SourceFile) -> tuple[str, S
     if expected == {"EQUAL"} or (expected == {"NAME", "RBRACE"} and t in _VALUE_START):
         body = _enclosing_body(text, tok.start_pos)
         form = {"flow": "a flow statement is `name = expression` or `return expression`",
-                "test": "a test statement is `name = expression`, `mock ...` or `expect ...`"
+                "test": "a test statement is `name = expression`, `mock ...` or `expect ...`",
+                "eval": "a metric is `metric NAME = EXPRESSION`",
                 }.get(body or "", "a statement is `name = expression`")
         if expected == {"EQUAL"}:
             prev = _previous_word(text, tok.start_pos)

@@ -1,0 +1,130 @@
+"""Dataset rows as values of an ``eval``'s row type: one rule for the checker (which
+validates every row) and the runtime (which builds each row's ``row``).
+
+A row is a JSON object (a JSONL line) or a CSV record (column name → text). Its value
+is the row type's record:
+
+* each field takes the row's column (or key) of the same name; other columns are
+  left out, so a dataset may carry columns the program does not read;
+* a JSONL value is taken as it is and must fit the field's type exactly (the rules of
+  :func:`~promptflow_dsl.lang.types.validate`: an ``int`` fits ``float``, nothing else
+  is converted);
+* a CSV cell is text, converted by the field's type: a text field (``str``, a literal
+  union, ``any``) takes the text as it is; any other field (``int``, ``float``,
+  ``bool``, lists, dicts, records) reads it as JSON (``42``, ``0.5``, ``true``,
+  ``["a", "b"]``; ``NaN`` is refused) and the value must then fit. An **empty cell**
+  is no value: ``none`` for an optional field, the default for a field with one, the
+  empty text for a required text field, and an error otherwise;
+* a missing field with a default takes it, an optional one is ``none``, a required one
+  is an error.
+
+:func:`row_value` raises :class:`RowTypeError`, whose message starts with what does not
+fit (``field 'gold': expected "positive" | "negative", got str "angry"``).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .rows import strict_json
+from .types import (
+    AnyType,
+    Field,
+    LiteralType,
+    OptionalType,
+    RecordType,
+    StrType,
+    Type,
+    TypeValidationError,
+)
+from .values import conform
+
+__all__ = ["RowTypeError", "missing_columns", "row_value"]
+
+_ABSENT: Any = object()
+
+
+class RowTypeError(ValueError):
+    """A row that does not fit the row type; ``field`` is the top-level field concerned
+    (``None`` when the problem is not one field's)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+def _is_text(t: Type) -> bool:
+    base = t.inner if isinstance(t, OptionalType) else t
+    return isinstance(base, (StrType, LiteralType, AnyType))
+
+
+def _cell(text: str, f: Field) -> Any:
+    """The value of CSV cell ``text`` for field ``f`` (``_ABSENT``: take the default)."""
+    if text == "":
+        if isinstance(f.type, OptionalType):
+            return None
+        if not f.required:
+            return _ABSENT
+        if _is_text(f.type):
+            return ""
+        raise RowTypeError(f"field '{f.name}': the cell is empty, and {f.type.show()} "
+                           f"needs a value", f.name)
+    if _is_text(f.type):
+        return text
+    try:
+        return strict_json(text)
+    except (ValueError, RecursionError):
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise RowTypeError(f"field '{f.name}': expected {f.type.show()} written as JSON, "
+                           f"got the text {shown!r}", f.name) from None
+
+
+def row_value(row: Mapping[str, Any], t: RecordType, *, text_cells: bool = False) -> dict[str, Any]:
+    """The row ``row`` as a value of the record type ``t`` (plain data, defaults filled
+    in). ``text_cells``: the values are CSV cells, converted as the module says.
+
+    Raises :class:`RowTypeError` when the row does not fit.
+    """
+    picked: dict[str, Any] = {}
+    for f in t.fields:
+        if f.name not in row:
+            continue
+        value = row[f.name]
+        if text_cells and isinstance(value, str):
+            value = _cell(value, f)
+            if value is _ABSENT:
+                continue
+        picked[f.name] = value
+    try:
+        return dict(conform(picked, t))
+    except TypeValidationError as exc:
+        if exc.path == "$":
+            field, hint = None, ""
+            if exc.message.startswith("missing required field '"):
+                field = exc.message.split("'")[1]
+                unused = [str(k) for k in row if t.field(str(k)) is None]
+                close = difflib.get_close_matches(field, unused, n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise RowTypeError(exc.message + hint, field) from None
+        name = exc.path[2:]
+        top = name.split(".")[0].split("[")[0]
+        raise RowTypeError(f"field '{name}': {exc.message}", top) from None
+
+
+def missing_columns(columns: Iterable[str], t: RecordType) -> list[str]:
+    """One message per required field of ``t`` that no column names (a CSV header, whose
+    rows would all miss it), with the closest unused column; ``[]`` when none is missing.
+    Never raises."""
+    have = list(columns)
+    unused = [c for c in have if t.field(c) is None]
+    out = []
+    for f in t.fields:
+        if f.required and f.name not in have:
+            close = difflib.get_close_matches(f.name, unused, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            out.append(f"no column '{f.name}' for the required field '{f.name}' of "
+                       f"{t.show()}{hint}")
+    return out
