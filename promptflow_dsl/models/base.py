@@ -26,6 +26,9 @@ class Capabilities:
     streaming: bool = True
     logprobs: bool = False  # token log-probabilities (scoring, beam search)
     json_schema: bool = False  # native JSON-schema constrained replies
+    # native JSON schema only for an object at the root (hosted APIs); other types are asked
+    # for through instructions there
+    json_schema_object_only: bool = False
     grammar: bool = False  # grammar-constrained decoding (e.g. llama.cpp GBNF)
     embeddings: bool = False
 

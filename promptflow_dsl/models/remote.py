@@ -30,6 +30,8 @@ through anyway. [2] ``LiteLLMBackend.capabilities`` asks
 where it cannot answer, and in ``capabilities_for`` without litellm (the front end
 never imports it), true for the OpenAI chat families (gpt-4o, gpt-4.1, gpt-5,
 o1/o3/o4).
+Every row has ``json_schema_object_only``: hosted APIs take a response schema only
+with an object at the root, so other return types are asked for by instructions.
 
 Operations: ``chat`` → ``litellm.acompletion``; ``complete`` →
 ``litellm.atext_completion`` when completion-capable, else
@@ -76,7 +78,8 @@ from .emulate import (
 )
 from .transport import classify, with_retries
 
-_CAP_NAMES = frozenset(f.name for f in fields(Capabilities))
+#: capabilities a model parameter of the same name overrides
+_CAP_NAMES = frozenset(f.name for f in fields(Capabilities)) - {"json_schema_object_only"}
 
 #: model parameters that configure this layer and are never sent to a provider
 CONFIG_KEYS = frozenset({"api_base", "api_key", "api_key_env", "concurrency", "num_retries",
@@ -172,7 +175,8 @@ def capabilities_for(model_id: str, params: Mapping[str, Any] | None = None,
             schema = provider == "openai" and bool(_OPENAI_SCHEMA_FAMILIES.match(name.lower()))
         caps = Capabilities(prefill=provider in _PREFILL_PROVIDERS, json_schema=schema)
     overrides = {k: bool(v) for k, v in params.items() if k in _CAP_NAMES and isinstance(v, bool)}
-    return replace(caps, **overrides) if overrides else caps
+    # hosted APIs take a response schema only with an object at the root (OpenAI's rule)
+    return replace(caps, json_schema_object_only=True, **overrides)
 
 
 def _get(obj: Any, key: str, default: Any = None) -> Any:
@@ -487,20 +491,6 @@ class LiteLLMBackend:
 
     async def aclose(self) -> None:
         return None
-
-
-async def close_litellm_clients() -> None:
-    """Close litellm's cached async HTTP clients (call at the end of a run; best effort)."""
-    if _litellm is None:
-        return
-    try:
-        from litellm.llms.custom_httpx.async_client_cleanup import close_litellm_async_clients
-    except ImportError:
-        return
-    try:
-        await close_litellm_async_clients()
-    except Exception:  # noqa: BLE001 - cleanup is best effort
-        pass
 
 
 def call_key(params: GenParams | None) -> str | None:

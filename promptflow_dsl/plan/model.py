@@ -70,16 +70,12 @@ class Plan:
 
     def __init__(self, entry: str, succ: Mapping[str, Mapping[str, str]],
                  steps: Mapping[str, PlannedStep], *,
-                 parts: Mapping[str, Mapping[Span, str]] | None = None,
-                 sides: Mapping[str, Mapping[str, str | None]] | None = None,
                  names: Mapping[str, str] | None = None) -> None:
         self.entry = entry
         self.steps: dict[str, PlannedStep] = dict(steps)
         # successors of each step in insertion order: step id -> {target id: edge kind}
         self._succ: dict[str, dict[str, str]] = {sid: dict(succ.get(sid, {})) for sid in self.steps}
         self._graph: Any = None
-        self._parts = {k: dict(v) for k, v in (parts or {}).items()}
-        self._sides = {k: dict(v) for k, v in (sides or {}).items()}
         self._names = dict(names or {})
 
     @classmethod
@@ -87,7 +83,7 @@ class Plan:
                    edges: Iterable[tuple[str, str, str]], **extra: Any) -> Plan:
         """A plan from its steps and ``(source id, target id, kind)`` edges.
 
-        ``extra`` is passed to the constructor (``parts``, ``sides``, ``names``).
+        ``extra`` is passed to the constructor (``names``).
         Raises ``ValueError`` for a repeated step id, an unknown kind, an edge naming an
         unknown step or a data edge touching a handler node, and :class:`PlanError`
         if the data edges form a cycle.
@@ -195,24 +191,6 @@ class Plan:
         """The keys of every handler the plan may call, directly or transitively."""
         return frozenset(s.handler for s in self.steps.values()
                          if s.kind == "handler" and s.handler is not None)
-
-    def handler_node(self, key: str) -> str | None:
-        """The id of the handler node of handler ``key``, or ``None``."""
-        return next((s.id for s in self.steps.values()
-                     if s.kind == "handler" and s.handler == key), None)
-
-    def parts(self, sid: str) -> dict[Span, str]:
-        """Nested expressions of step ``sid`` that other steps compute: span -> step id.
-
-        At run time the step evaluates its ``expr`` with each of these sub-expressions
-        replaced by that step's result.
-        """
-        return dict(self._parts.get(sid, {}))
-
-    def branch_sides(self, sid: str) -> dict[str, str | None]:
-        """For a branch step: "then" / "else" -> the step computing that side's value, or
-        ``None`` when the side has no handler call (evaluate it directly)."""
-        return dict(self._sides.get(sid, {}))
 
     def name_of(self, key: str) -> str:
         """How the entry module spells handler ``key`` (the key itself if unknown)."""

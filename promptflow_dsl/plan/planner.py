@@ -103,7 +103,6 @@ class _Builder:
         self.reads: dict[str, set[str]] = {}  # step id -> variables its own expression reads
         self.feeds: list[tuple[str, str]] = []  # (nested step, step that uses its value)
         self.callees: dict[str, list[str]] = {}  # step id -> handler keys it calls
-        self.parts: dict[str, dict[Span, str]] = {}
         self.sides: dict[str, dict[str, str | None]] = {}
         self.binders: dict[str, str] = {}  # variable -> step id
         self.counters: dict[str, int] = {}
@@ -238,7 +237,6 @@ class _Builder:
         self.steps.append(PlannedStep(sid, kind, self.label(e, kind, binds, handler),
                                       span or e.span, handler, binds, guard, e))
         self.reads[sid] = names
-        self.parts[sid] = {s.span: i for s, i in zip(subs, sub_ids, strict=True)}
         self.feeds += [(i, sid) for i in sub_ids]
         if kind == "branch":
             assert isinstance(e, ast.Conditional)
@@ -287,4 +285,4 @@ class _Builder:
             edges += [(sid, ids[k], "call") for k in keys if k in ids]
         shown = {k: self.program.display_name(k) for k in ids}
         return Plan.from_steps(self.handler.key, [*self.steps, *nodes], [*edges, *hedges],
-                               parts=self.parts, sides=self.sides, names=shown)
+                               names=shown)

@@ -25,15 +25,15 @@ async def explain(ctx: RunContext, h: HandlerInfo, text: str) -> dict[str, Any]:
     from .routers import choose
 
     name = ctx.program.display_name(h.key)
-    step = ctx.trace.start(name, "route", None, {"input": text})
-    prep = None
-    if h.details.get("by") == "embedding":
-        prep = await prepared_route(ctx, h, step)
-        spec = prep.spec
-    else:
-        spec = route_spec(h, name)
-    choice = await choose(ctx, spec, text, step, prep)
-    ctx.trace.finish(step, "ok", output=choice.expert)
+    with ctx.substep(name, "route", None, {"input": text}) as sub:
+        prep = None
+        if h.details.get("by") == "embedding":
+            prep = await prepared_route(ctx, h, sub.step)
+            spec = prep.spec
+        else:
+            spec = route_spec(h, name)
+        choice = await choose(ctx, spec, text, sub.step, prep)
+        sub.output = choice.expert
     source = ctx.program.sources.get(ctx.program.module_of(h.key).uri, "")
     rows = []
     for e in spec.experts:

@@ -144,11 +144,10 @@ class _Search:
         from .routers import choose
 
         out: dict[str, list[dict[str, Any]]] = {e.name: [] for e in self.spec.experts}
-        step = self.ctx.trace.start(self.spec.name, "route", None, {})
-        for row in rows:
-            choice = await choose(self.ctx, self.spec, str(row["input"]), step, prep)
-            out[choice.expert].append(row)
-        self.ctx.trace.finish(step, "ok")
+        with self.ctx.substep(self.spec.name, "route", None, {}) as sub:
+            for row in rows:
+                choice = await choose(self.ctx, self.spec, str(row["input"]), sub.step, prep)
+                out[choice.expert].append(row)
         return out
 
     async def propose(self, expert: Expert, pool: list[dict[str, Any]], n: int) -> str | None:

@@ -13,18 +13,19 @@
   ``retries`` (default 2), then the call fails.  The router runs on the route's
   ``model`` (else ``default``) as a ``router`` step of its own in the trace.
 
-:func:`ask` is the chat loop both the llm router and instruction experts use: call,
-validate, and on a bad reply re-ask with the reason.
+The llm router and instruction experts ask through
+:func:`~promptflow_dsl.runtime.asking.ask_until_valid`, as prompts do.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..models.base import GenParams, Message
+from ..runtime.asking import NoValidReply, ask_until_valid
 from ..runtime.errors import RunError
+from ..runtime.ledger import Ledger
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..runtime.context import RunContext
@@ -68,34 +69,6 @@ class Choice:
         return out
 
 
-async def ask(ctx: RunContext, spec: RouteSpec, model_name: str | None, messages: list[Message],
-              params: GenParams, validate: Callable[[str], Any], step: Step,
-              what: str) -> Any:
-    """Chat until ``validate(reply)`` returns (it raises ``ValueError`` with the reason to
-    send back), at most ``spec.retries + 1`` times; ``step`` gets the messages, reply,
-    model and usage.  Raises :class:`RunError` naming ``what`` when no reply validates."""
-    conversation = list(messages)
-    usage = {"prompt_tokens": 0, "completion_tokens": 0}
-    last = ""
-    for attempt in range(spec.retries + 1):
-        reply, hit, model_id = await ctx.generate(spec.h, model_name, conversation, params)
-        usage["prompt_tokens"] += reply.usage.prompt_tokens
-        usage["completion_tokens"] += reply.usage.completion_tokens
-        ctx.annotate(step, messages=[m.as_dict() for m in conversation], reply=reply.text,
-                     model=model_id, cache_hit=hit, attempts=attempt + 1, usage=dict(usage),
-                     cost=reply.usage.cost)
-        try:
-            return validate(reply.text)
-        except ValueError as exc:
-            last = str(exc)
-        conversation = [*conversation, Message("assistant", reply.text),
-                        Message("user", f"That reply is not valid: {last}. Reply again with only "
-                                        f"the corrected answer.")]
-    n = spec.retries + 1
-    raise RunError(f"{what} after {n} attempt{'s' if n != 1 else ''}: {last}",
-                   span=spec.h.decl.name_span, handler=spec.name)
-
-
 def gen_params(spec: RouteSpec) -> GenParams:
     """The route's `params` plus the handler name scripted test models key their queues on."""
     return GenParams(extra=dict(spec.params) | {"pflow_handler": spec.name})
@@ -128,22 +101,24 @@ def router_messages(ctx: RunContext, spec: RouteSpec, text: str) -> list[Message
 
 
 async def choose_llm(ctx: RunContext, spec: RouteSpec, text: str, step: Step) -> Choice:
-    child = ctx.trace.start(f"{spec.name} router", "router", step.id, {spec.param: text},
-                            step.file, step.line)
     seen: list[str] = []
 
     def validate(reply: str) -> str:
         seen.append(reply)
         return match_name(reply, spec.names)
 
-    try:
-        name = await ask(ctx, spec, spec.model, router_messages(ctx, spec, text), gen_params(spec),
-                         validate, child, f"route '{spec.name}': the router did not name an expert")
-    except RunError as exc:
-        ctx.trace.finish(child, "failed", error=exc.message)
-        raise
-    ctx.trace.finish(child, "ok", output=name)
-    return Choice(name, "llm", reply=seen[-1] if seen else None)
+    with ctx.substep(f"{spec.name} router", "router", step.id, {spec.param: text},
+                     step.file, step.line) as sub:
+        try:
+            asked = await ask_until_valid(ctx, spec.h, spec.model, router_messages(ctx, spec, text),
+                                          gen_params(spec), validate, retries=spec.retries,
+                                          ledger=Ledger(ctx.trace, sub.step))
+        except NoValidReply as exc:
+            raise RunError(f"route '{spec.name}': the router did not name an expert after "
+                           f"{exc.attempts} attempt{'s' if exc.attempts != 1 else ''}: {exc.error}",
+                           span=spec.h.decl.name_span, handler=spec.name) from None
+        sub.output = asked.value
+    return Choice(asked.value, "llm", reply=seen[-1] if seen else None)
 
 
 async def choose_rule(ctx: RunContext, spec: RouteSpec, text: str, step: Step) -> Choice:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -71,6 +72,14 @@ def declared_models(program: CheckedProgram) -> dict[str, dict[str, ModelInfo]]:
                 names.update({f"{alias}.{n}": info for n, info in other.models.items()})
         out[key] = names
     return out
+
+
+@dataclass
+class SubStep:
+    """A step opened with :meth:`RunContext.substep`; set ``output`` before it closes."""
+
+    step: Step
+    output: Any = None
 
 
 class RunContext:
@@ -148,6 +157,22 @@ class RunContext:
         self.trace.finish(step, "ok", output=result,
                           latency_ms=(time.perf_counter() - started) * 1000)
         return result
+
+    @contextmanager
+    def substep(self, handler: str, kind: str, parent: str | None, inputs: dict[str, Any],
+                file: str | None = None, line: int | None = None) -> Iterator[SubStep]:
+        """A trace step of a part of a handler call that is no handler call itself (a
+        route's router or expert, an explanation): started on entry, finished ``ok`` with
+        the ``output`` set on the yielded :class:`SubStep`, or ``failed`` with the message
+        of a :class:`RunError` raised inside (which propagates)."""
+        step = self.trace.start(handler, kind, parent, inputs, file, line)
+        sub = SubStep(step)
+        try:
+            yield sub
+        except RunError as exc:
+            self.trace.finish(step, "failed", error=exc.message)
+            raise
+        self.trace.finish(step, "ok", output=sub.output)
 
     def _report(self, running: int, finished: int) -> None:
         self._running += running

@@ -49,6 +49,7 @@ from .decompose_ops import (
     truthy,
 )
 from .errors import RunError
+from .ledger import HandlerRun
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..diagnostics import Span
@@ -60,9 +61,6 @@ DEFAULT_MAX_TOKENS = 128
 
 #: decomposer calls in progress in this task (and the tasks it started): the depth
 _DEPTH: ContextVar[int] = ContextVar("pflow_decompose_depth", default=0)
-
-#: attribute of a RunError raised through a decomposer: (steps that led to it, cause)
-CHAIN_ATTR = "pflow_decompose_chain"
 
 
 async def run_decompose(ctx: RunContext, h: HandlerInfo, inputs: dict[str, Any],
@@ -81,15 +79,15 @@ async def run_decompose(ctx: RunContext, h: HandlerInfo, inputs: dict[str, Any],
         _DEPTH.reset(token)
 
 
-class _Decomposition:
+class _Decomposition(HandlerRun):
     """The state of one decomposer call: its answers so far and the model it asks."""
 
     def __init__(self, ctx: RunContext, h: HandlerInfo, inputs: dict[str, Any],
                  step: Step) -> None:
+        super().__init__(ctx, h, step)
         decl = h.decl
         assert isinstance(decl, ast.DecomposeDecl)
-        self.ctx, self.h, self.decl, self.step = ctx, h, decl, step
-        self.name = ctx.program.display_name(h.key)
+        self.decl = decl
         self.question = str(inputs[h.signature.params[0].name])
         self.fewshot = str(h.details.get("fewshot") or "")
         self.handlers: dict[str, str] = dict(h.details.get("handlers") or {})
@@ -99,9 +97,6 @@ class _Decomposition:
         self.answers: list[Any] = []
         self.history: list[tuple[str, Any]] = []
         self.lines: list[str] = []
-        self.usage = {"prompt_tokens": 0, "completion_tokens": 0}
-        self.cost: float | None = None
-        self.all_hits = True
 
     # ------------------------------------------------------------ the loop
 
@@ -119,7 +114,7 @@ class _Decomposition:
                 if not self.answers:
                     raise self.fail("the decomposer wrote [EOQ] before any step: there is no "
                                     "answer to return")
-                self._event(k, parsed, [], self.answers[-1], eoq=True)
+                self._step_event(k, parsed, [], self.answers[-1], eoq=True)
                 return self.answers[-1]
             if len(self.answers) >= self.max_steps:
                 raise self.fail(f"step {k}: past max_steps {self.max_steps}: after "
@@ -143,15 +138,9 @@ class _Decomposition:
         reply, hit, model_id = await self.ctx.complete(self.h, self.model_name, prefix, params)
         line = first_line(reply.text)
         self.lines.append(line)
-        self.usage["prompt_tokens"] += reply.usage.prompt_tokens
-        self.usage["completion_tokens"] += reply.usage.completion_tokens
-        if reply.usage.cost is not None:
-            self.cost = (self.cost or 0.0) + reply.usage.cost
-        self.all_hits = self.all_hits and hit
-        self.ctx.annotate(self.step, model=model_id, usage=dict(self.usage), cost=self.cost,
-                          cache_hit=self.all_hits, reply="\n".join(self.lines),
-                          extra={"depth": depth, "model_calls": len(self.lines),
-                                 "prompt": prefix})
+        self.ledger.record(reply.usage, hit, model_id)
+        self.ctx.annotate(self.step, reply="\n".join(self.lines),
+                          extra={"depth": depth, "model_calls": self.ledger.calls, "prompt": prefix})
         return line
 
     async def _step(self, k: int, s: StepLine) -> Any:
@@ -175,7 +164,7 @@ class _Decomposition:
             answer = flat_unique(results)
         else:
             answer = [item for item, r in zip(items, results, strict=True) if truthy(r)]
-        self._event(k, s, questions, answer)
+        self._step_event(k, s, questions, answer)
         return answer
 
     def _handler_key(self, k: int, s: StepLine) -> str:
@@ -216,9 +205,8 @@ class _Decomposition:
             where = f"step {k} {s.show()} {clip(q, 80)}"
             if item is not None:
                 where += f" (item {item + 1})"
-            inner = getattr(exc, CHAIN_ATTR, None)
-            steps, cause = inner if inner is not None else ([], exc.message)
-            self._event(k, s, [q], None, error=cause)
+            steps, cause = (exc.steps, exc.cause) if exc.cause is not None else ([], exc.message)
+            self._step_event(k, s, [q], None, error=cause)
             raise self._chained(exc, [where, *steps], cause) from None
 
     def _bound_name(self, key: str) -> str:
@@ -229,20 +217,20 @@ class _Decomposition:
     def _chained(self, exc: RunError, steps: list[str], cause: str) -> RunError:
         """Make ``exc`` name the chain of steps that led to it (kept: its span, detail and
         call chain, so the diagnostic still points at the failing declaration)."""
-        setattr(exc, CHAIN_ATTR, (steps, cause))
+        exc.steps, exc.cause = steps, cause
         exc.message = f"decompose '{self.name}': {' → '.join([*steps, cause])}"
         exc.args = (exc.message,)
         return exc
 
     def fail(self, what: str) -> RunError:
         """A failure of this decomposer call itself (a bad line, a limit)."""
-        self.ctx.trace.event(self.step, "decomp", f"✗ {what}", error=what)
+        self.event("decomp", f"✗ {what}", error=what)
         exc = RunError(f"decompose '{self.name}': {what}", span=self.decl.name_span,
                        handler=self.name)
-        setattr(exc, CHAIN_ATTR, ([], what))
+        exc.cause = what
         return exc
 
-    def _event(self, k: int, s: StepLine, questions: list[str], answer: Any, *,
+    def _step_event(self, k: int, s: StepLine, questions: list[str], answer: Any, *,
                eoq: bool = False, error: str | None = None) -> None:
         if eoq:
             summary = f"[EOQ] → {clip(encode(answer), 70)}"
@@ -259,4 +247,4 @@ class _Decomposition:
             data["error"] = error
         else:
             data["answer"] = answer
-        self.ctx.trace.event(self.step, "decomp", summary, **data)
+        self.event("decomp", summary, **data)

@@ -19,7 +19,13 @@ _PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)
 class RunError(Exception):
     """A handler failed.  ``span`` is the ``.pflow`` location of the failing call (or
     declaration), ``handler`` its display name, ``chain`` the calls that led to it
-    (outermost first, as (callee, call site)), ``detail`` extra text such as a tool's trimmed traceback."""
+    (outermost first, as (callee, call site)), ``detail`` extra text such as a tool's
+    trimmed traceback.
+
+    A failure inside a decomposition also keeps ``steps``, the decomposition steps
+    that led to it (outermost first, e.g. ``step 2 (foreach) [letter] ... (item 1)``),
+    and ``cause``, the failure itself without them (``None`` until a decomposer
+    records its steps)."""
 
     def __init__(self, message: str, *, span: Span | None = None, handler: str | None = None,
                  detail: str | None = None) -> None:
@@ -29,6 +35,8 @@ class RunError(Exception):
         self.handler = handler
         self.detail = detail
         self.chain: list[tuple[str, Span | None]] = []
+        self.steps: list[str] = []
+        self.cause: str | None = None
 
     def called_from(self, handler: str, span: Span | None) -> RunError:
         """Record that this failure happened in the call of ``handler`` made at ``span``."""
@@ -47,10 +55,6 @@ class RunError(Exception):
 
 class InputError(ValueError):
     """An input value for the entry handler is missing, unknown or of the wrong type."""
-
-
-class SkippedError(RunError):
-    """A step did not run because a step it depends on failed."""
 
 
 def user_traceback(exc: BaseException) -> str:

@@ -55,7 +55,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ..check.program import CheckedModule, HandlerInfo, HookInfo
-from ..models.base import GenParams, Message
+from ..models.base import GenParams, Message, Usage
 from ..syntax import ast
 from .errors import RunError
 from .evaluate import Evaluator, _text
@@ -68,6 +68,7 @@ from .hooks_triggers import (
     segment_start,
     sentence_end,
 )
+from .ledger import HandlerRun
 
 if TYPE_CHECKING:  # pragma: no cover
     from .context import RunContext
@@ -108,17 +109,16 @@ class _Generation:
     tokens: int = 0
 
 
-class HookedGeneration:
+class HookedGeneration(HandlerRun):
     """One call of a hooked prompt (see the module docstring)."""
 
     def __init__(self, ctx: RunContext, h: HandlerInfo, model_name: str | None,
                  messages: list[Message], params: GenParams, step: Step) -> None:
-        self.ctx = ctx
-        self.h = h
+        self.model_id, backend, model_params = ctx.backend_for(h, model_name)
+        super().__init__(ctx, h, step, self.model_id)
         self.model_name = model_name
         self.messages = messages
         self.params = params
-        self.step = step
         hooks = ctx.program.all_hooks()
         self.hooks: list[_Hook] = []
         for key in h.details["hooks"]:
@@ -127,7 +127,6 @@ class HookedGeneration:
             regex = RegexTrigger(trigger.value) if isinstance(trigger, ast.Str) else None
             self.hooks.append(_Hook(info, ctx.program.display_name(key),
                                     ctx.program.modules[info.module_key], regex))
-        self.model_id, backend, model_params = ctx.backend_for(h, model_name)
         self.strategy = strategy_for(backend)
         merged = ctx.registry.gen_params(model_params, params)
         self.stop = merged.stop
@@ -135,8 +134,6 @@ class HookedGeneration:
         self.fired = 0
         self.generations = 0
         self.tokens = 0
-        self.usage = {"prompt_tokens": 0, "completion_tokens": 0}
-        self.cost: float | None = None
         self.checked: set[int] = set()  # sentence ends already checked (trigger points)
         self.outputs: list[tuple[int, int]] = []  # spans of the text that programs wrote
         self._resume_event: dict[str, Any] | None = None
@@ -162,7 +159,7 @@ class HookedGeneration:
             if done:
                 return text
             if self.max_tokens is not None and self.tokens >= self.max_tokens:
-                self._event("hook_budget", f"max_tokens {self.max_tokens} used up: the text "
+                self.event("hook_budget", f"max_tokens {self.max_tokens} used up: the text "
                                            f"ends after the last firing", tokens=self.tokens)
                 return text
             params = self.params
@@ -174,7 +171,7 @@ class HookedGeneration:
         if self.fired >= HOOK_BUDGET:
             if not self._budget_noted:
                 self._budget_noted = True
-                self._event("hook_budget", f"{HOOK_BUDGET} firings: hooks are off for the rest "
+                self.event("hook_budget", f"{HOOK_BUDGET} firings: hooks are off for the rest "
                                            f"of this call", fired=self.fired)
             return False
         return True
@@ -186,7 +183,7 @@ class HookedGeneration:
         self.generations += 1
         gen = _Generation()
         stream = self.ctx.stream_uncached(self.h, self.model_name, request.params, request.open)
-        usage_seen = False
+        usage: Usage | None = None  # as the stream reports it
         try:
             async for ev in stream:
                 if self._resume_event is not None:
@@ -194,17 +191,14 @@ class HookedGeneration:
                         (time.perf_counter() - self._resume_from) * 1000, 3)
                     self._resume_event = None
                 if ev.usage is not None:
-                    usage_seen = True
-                    self.usage["prompt_tokens"] += ev.usage.prompt_tokens
-                    self.usage["completion_tokens"] += ev.usage.completion_tokens
+                    usage = usage or Usage()
+                    usage.add(ev.usage)
                     gen.tokens = ev.usage.completion_tokens
-                    if ev.usage.cost is not None:
-                        self.cost = (self.cost or 0.0) + ev.usage.cost
                 if ev.finish_reason is not None:
                     gen.finish = ev.finish_reason
                 if not ev.text:
                     continue
-                if not usage_seen:
+                if usage is None:
                     gen.tokens += 1  # the chunks received: the usage of a cut stream
                 piece = request.clean(ev.text)
                 if piece:
@@ -217,8 +211,8 @@ class HookedGeneration:
                     text, gen.firing = await self._feed(text, tail, gen)
         finally:
             await stream.aclose()
-        if not usage_seen:
-            self.usage["completion_tokens"] += gen.tokens
+        # one model call (never cached); a stream cut short reports no usage: its chunks count
+        self.ledger.record(usage or Usage(completion_tokens=gen.tokens), False)
         self.tokens += gen.tokens
         return gen, text
 
@@ -266,7 +260,7 @@ class HookedGeneration:
         was_on = regex.disabled is None
         matches = regex.scan(text, p)
         if was_on and regex.disabled is not None:
-            self._event("hook_disabled", f"{hook.name}: the trigger regex was {regex.disabled}",
+            self.event("hook_disabled", f"{hook.name}: the trigger regex was {regex.disabled}",
                         hook=hook.name, engine=ENGINE, timeouts=regex.timeouts)
         for m in matches:
             if self._written_by_program(m.start, m.end):
@@ -346,7 +340,7 @@ class HookedGeneration:
         if out:
             self.outputs.append((cut, cut + len(out)))
         summary = f"{hook.name} fired at {_short(f.trigger)!r} -> {_short(out)!r} ({action})"
-        self._event("hook", summary, hook=hook.name, trigger=f.trigger,
+        self.event("hook", summary, hook=hook.name, trigger=f.trigger,
                     trigger_kind="regex" if hook.regex is not None else "call",
                     position=f.point, detected_at=f.boundary, segment=f.env["segment"],
                     groups={k: v for k, v in f.env.items() if k not in ("text", "segment")},
@@ -379,13 +373,9 @@ class HookedGeneration:
 
     # ------------------------------------------------------------ trace
 
-    def _event(self, type_: str, summary: str, **data: Any) -> None:
-        self.ctx.trace.event(self.step, type_, summary, **data)
-
     def _annotate(self, text: str) -> None:
+        self.ledger.write()
         self.ctx.annotate(self.step, messages=[m.as_dict() for m in self.messages], reply=text,
-                          model=self.model_id, cache_hit=False, attempts=1,
-                          usage=dict(self.usage), cost=self.cost,
                           extra={"hooks": {"strategy": self.strategy, "generations": self.generations,
                                            "fired": self.fired, "tokens": self.tokens,
                                            "regex_engine": ENGINE}})
@@ -399,7 +389,7 @@ async def run_hooked_prompt(ctx: RunContext, h: HandlerInfo, model_name: str | N
                             messages: list[Message], params: GenParams, step: Step) -> Any:
     """Run a prompt that has hooks; returns its value (the text, validated against the
     return type). Raises :class:`RunError`."""
-    from .prompt import parse_reply
+    from .asking import parse_reply
 
     text = await HookedGeneration(ctx, h, model_name, messages, params, step).run()
     try:

@@ -24,11 +24,11 @@ import asyncio
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from ..lang.types import STR, LiteralType, OptionalType, StrType, Type, json_schema
-from ..models.base import GenParams, Message
-from ..models.emulate import json_via_instructions
+from ..lang.types import STR
+from ..models.base import Message
+from .asking import NoValidReply, ask_until_valid, parse_reply, structured_request
 from .errors import RunError
-from .prompt import parse_reply
+from .ledger import Ledger
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..check.program import HandlerInfo
@@ -38,10 +38,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from .trace import Step
 
 _prepared: weakref.WeakKeyDictionary[Any, dict[Any, Any]] = weakref.WeakKeyDictionary()
-
-
-def _is_text(t: Type) -> bool:
-    return isinstance(t.inner if isinstance(t, OptionalType) else t, StrType)
 
 
 async def prepared_route(ctx: RunContext, h: HandlerInfo, step: Step | None = None
@@ -82,7 +78,7 @@ def expert_messages(expert: Expert, text: str) -> list[Message]:
 async def call_expert(ctx: RunContext, spec: RouteSpec, expert: Expert, text: str,
                       caller: str | None) -> Any:
     """Run ``expert`` on ``text`` (see the module docstring).  Raises :class:`RunError`."""
-    from ..routing.routers import ask, gen_params
+    from ..routing.routers import gen_params
 
     if expert.delegate is not None:
         target = ctx.handler(expert.delegate)
@@ -91,29 +87,24 @@ async def call_expert(ctx: RunContext, spec: RouteSpec, expert: Expert, text: st
                               call_span=expert.delegate_span or spec.h.decl.name_span,
                               caller=caller)
     span = expert.span or spec.h.decl.name_span
-    step = ctx.trace.start(f"{spec.name}[{expert.name}]", "expert", caller, {spec.param: text},
-                           span.file, span.line)
     ret = spec.h.signature.returns
     model_name = spec.model_of(expert)
-    messages = expert_messages(expert, text)
-    params = gen_params(spec)
-    if not _is_text(ret) and not isinstance(ret, LiteralType):
-        schema = json_schema(ret)
-        _, backend, _ = ctx.backend_for(spec.h, model_name)
-        if backend.capabilities.json_schema:
-            params = GenParams(json_schema=schema, extra=params.extra)
-        else:
-            messages = json_via_instructions(messages, schema)
-    expected = ret.show() if ret != STR else "text"
-    try:
-        value = await ask(ctx, spec, model_name, messages, params, lambda t: parse_reply(t, ret),
-                          step, f"route '{spec.name}', expert '{expert.name}': the reply did not "
-                                f"match {expected}")
-    except RunError as exc:
-        ctx.trace.finish(step, "failed", error=exc.message)
-        raise
-    ctx.trace.finish(step, "ok", output=value)
-    return value
+    _, backend, _ = ctx.backend_for(spec.h, model_name)
+    messages, params = structured_request(backend.capabilities, ret, expert_messages(expert, text),
+                                          gen_params(spec))
+    with ctx.substep(f"{spec.name}[{expert.name}]", "expert", caller, {spec.param: text},
+                     span.file, span.line) as sub:
+        try:
+            asked = await ask_until_valid(ctx, spec.h, model_name, messages, params,
+                                          lambda t: parse_reply(t, ret), retries=spec.retries,
+                                          ledger=Ledger(ctx.trace, sub.step))
+        except NoValidReply as exc:
+            expected = ret.show() if ret != STR else "text"
+            raise RunError(f"route '{spec.name}', expert '{expert.name}': the reply did not match "
+                           f"{expected} after {exc.attempts} attempt{'s' if exc.attempts != 1 else ''}"
+                           f": {exc.error}", span=spec.h.decl.name_span, handler=spec.name) from None
+        sub.output = asked.value
+    return asked.value
 
 
 async def run_route(ctx: RunContext, h: HandlerInfo, inputs: dict[str, Any], step: Step) -> Any:

@@ -10,8 +10,8 @@ unless the model lacks what it needs (:func:`~promptflow_dsl.lang.decoding.decod
 *scored* with log-probabilities, ints / floats / regexes decoded under a
 *grammar*, or the answer *validated* and the model re-asked up to ``retries``
 times.  Every value is validated, whatever enforced it.  The decoders live in
-:mod:`.sketch_decoders`; this module holds the shared machinery: model calls with
-accounting, the chat request that asks for one hole, choice scoring, raw
+:mod:`.sketch_decoders`; this module holds the shared machinery: model calls
+recorded on the step's ledger, the chat request that asks for one hole, choice scoring, raw
 continuation, value parsing and the trace events.
 
 Values: a hole's value is the generated text up to its terminator (its
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ..check.program import HandlerInfo
@@ -40,7 +40,9 @@ from ..lang.types import AnyType, RecordType
 from ..lang.values import for_template
 from ..models.base import GenParams, Message
 from ..syntax import ast
+from .asking import NoValidReply, ask_until_valid
 from .errors import RunError
+from .ledger import HandlerRun
 
 if TYPE_CHECKING:  # pragma: no cover
     from .context import RunContext
@@ -83,17 +85,6 @@ class Filled:
     attempts: int = 1
     scores: dict[str, float] | None = None
     logprob: float = 0.0
-
-
-@dataclass
-class Accounting:
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost: float | None = None
-    calls: int = 0
-    hits: int = 0
-    attempts: int = 1
-    events: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
 
 
 def literal_stop(text: str) -> str | None:
@@ -180,21 +171,21 @@ def clean_chat_reply(prefix: str, reply: str, stop: str | None) -> str:
     return cut(text.lstrip(), stop)
 
 
-class SketchRun:
+class SketchRun(HandlerRun):
     """One call of a sketch: rendered pieces, the model, and the calls it makes."""
 
     def __init__(self, ctx: RunContext, h: HandlerInfo, inputs: dict[str, Any], step: Step) -> None:
         decl = h.decl
         assert isinstance(decl, ast.SketchDecl) and decl.template is not None
-        self.ctx, self.h, self.step, self.decl = ctx, h, step, decl
-        self.name = ctx.program.display_name(h.key)
-        self.model_name = decl.model.dotted if decl.model is not None else None
-        self.model_id, backend, _ = ctx.backend_for(h, self.model_name)
+        model_name = decl.model.dotted if decl.model is not None else None
+        model_id, backend, _ = ctx.backend_for(h, model_name)
+        super().__init__(ctx, h, step, model_id)
+        self.decl = decl
+        self.model_name, self.model_id = model_name, model_id
         self.caps = backend.capabilities
         self.retries = int(h.details.get("retries", 2))
         self.params = dict(h.details.get("params") or {})
         self.extra = self.params | {"pflow_handler": self.name}
-        self.acct = Accounting()
         self.pieces = self._render(inputs)
 
     # -- template --------------------------------------------------------------
@@ -253,20 +244,6 @@ class SketchRun:
         return GenParams(max_tokens=spec.max_tokens, stop=(spec.stop,) if stop and spec.stop else (),
                          grammar=grammar, temperature=temperature, seed=seed, extra=self.extra)
 
-    def _account(self, reply: Any, hit: bool) -> None:
-        a = self.acct
-        a.calls += 1
-        a.hits += bool(hit)
-        a.prompt_tokens += reply.usage.prompt_tokens
-        a.completion_tokens += reply.usage.completion_tokens
-        if reply.usage.cost is not None:
-            a.cost = (a.cost or 0.0) + reply.usage.cost
-
-    async def chat(self, messages: list[Message], params: GenParams) -> str:
-        reply, hit, _ = await self.ctx.generate(self.h, self.model_name, messages, params)
-        self._account(reply, hit)
-        return reply.text
-
     async def complete(self, spec: HoleSpec, prefix: str, *, temperature: float | None = None,
                        seed: int | None = None) -> str:
         """Continue the sketch text ``prefix`` for one hole (trailing spaces held back,
@@ -280,13 +257,12 @@ class SketchRun:
             grammar = free_text_grammar(spec.stop, lead_space=head != prefix)
         params = self.gen_params(spec, grammar=grammar, temperature=temperature, seed=seed)
         reply, hit, _ = await self.ctx.complete(self.h, self.model_name, head, params)
-        self._account(reply, hit)
+        self.ledger.record(reply.usage, hit)
         return cut(reply.text, spec.stop)
 
     async def score(self, prefix: str, continuations: list[str]) -> list[float]:
         rows, hit, _ = await self.ctx.score(self.h, self.model_name, prefix, continuations)
-        self.acct.calls += 1
-        self.acct.hits += bool(hit)
+        self.ledger.record(None, hit)
         return [r.logprob for r in rows]
 
     # -- filling one hole ----------------------------------------------------------
@@ -310,36 +286,21 @@ class SketchRun:
                   f"Reply with only {describe(spec)}; nothing else.")
         conversation = [Message("system", system), Message("user", prefix.rstrip(" \t") or "(empty)")]
         grammar = hole_grammar(spec.hole, choices=spec.options) if spec.method == "grammar" else None
-        params = self.gen_params(spec, grammar=grammar)
-        attempts = self.retries + 1
-        done = 0
-        last, error = "", ""
-        if first is not None:  # an empty first answer is not shown: the question is asked afresh
-            last, error = first
-            done = 1
-            if last.strip():
-                conversation += [Message("assistant", last.strip()), self._reask(spec, error)]
-        while done < attempts:
-            done += 1
-            reply = await self.chat(conversation, params)
-            last = clean_chat_reply(prefix, reply, spec.stop)
-            try:
-                value, text = parse_value(spec, last)
-            except ValueError as exc:
-                error = str(exc)
-                conversation += [Message("assistant", reply), self._reask(spec, error)]
-                continue
-            self.acct.attempts = max(self.acct.attempts, done)
-            method = spec.method if spec.method != "scored" else "validated"
-            return Filled(value, text, method, done)
-        self.acct.attempts = max(self.acct.attempts, done)
-        raise RunError(f"sketch '{self.name}': hole '{spec.name}' got no valid answer after {done} "
-                       f"attempt{'s' if done != 1 else ''}: {error} (last answer: {last.strip()!r})",
-                       span=spec.span, handler=self.name)
-
-    def _reask(self, spec: HoleSpec, error: str) -> Message:
-        return Message("user", f"That answer is not valid: {error}. Reply again with only "
-                               f"{describe(spec)}.")
+        try:
+            asked = await ask_until_valid(
+                self.ctx, self.h, self.model_name, conversation, self.gen_params(spec, grammar=grammar),
+                lambda answer: parse_value(spec, answer), retries=self.retries, ledger=self.ledger,
+                show=False, first=first, clean=lambda reply: clean_chat_reply(prefix, reply, spec.stop),
+                reask=lambda error: f"That answer is not valid: {error}. Reply again with only "
+                                    f"{describe(spec)}.")
+        except NoValidReply as exc:
+            n = exc.attempts
+            raise RunError(f"sketch '{self.name}': hole '{spec.name}' got no valid answer after {n} "
+                           f"attempt{'s' if n != 1 else ''}: {exc.error} (last answer: "
+                           f"{exc.answer.strip()!r})", span=spec.span, handler=self.name) from None
+        value, text = asked.value
+        method = spec.method if spec.method != "scored" else "validated"
+        return Filled(value, text, method, asked.attempts)
 
     async def continue_or_ask(self, spec: HoleSpec, prefix: str) -> Filled:
         """Interleaved filling: continue the raw text; an invalid answer is re-asked in chat."""
@@ -352,9 +313,6 @@ class SketchRun:
         return Filled(value, text, method, 1)
 
     # -- trace -------------------------------------------------------------------
-
-    def event(self, kind: str, summary: str, **data: Any) -> None:
-        self.ctx.trace.event(self.step, kind, summary, **data)
 
     def hole_event(self, spec: HoleSpec, f: Filled, decoder: str) -> None:
         how = f.method + (f", {f.attempts} attempts" if f.attempts > 1 else "")
@@ -380,13 +338,8 @@ async def run_sketch(ctx: RunContext, h: HandlerInfo, inputs: dict[str, Any], st
     else:
         run.event("decoder", f"{shown} on model '{run.model_id}'", declared=label, used=shown,
                   model=run.model_id)
-    try:
-        text, filled = await decode(run, used, width)
-    finally:
-        a = run.acct
-        ctx.annotate(step, model=run.model_id, attempts=a.attempts, cost=a.cost,
-                     usage={"prompt_tokens": a.prompt_tokens, "completion_tokens": a.completion_tokens},
-                     cache_hit=(a.hits == a.calls) if a.calls else None)
+    run.ledger.write()  # the model, before any call
+    text, filled = await decode(run, used, width)
     holes = {name: f.value for name, f in filled.items()}
     ctx.annotate(step, reply=text, extra={
         "decoder": label, "decoder_used": shown, "fallback": why,

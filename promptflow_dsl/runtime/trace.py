@@ -80,7 +80,11 @@ class Step(BaseModel):
     cost: float | None = None  # USD
     started_at: dt.datetime = Field(default_factory=lambda: dt.datetime.now(dt.UTC))
     latency_ms: float = 0.0
-    cache_hit: bool | None = None
+    cache_hit: bool | None = None  # every model call of the step was answered by the cache
+    # model calls the step made itself, and how many the cache answered (None: not counted,
+    # as in traces of earlier versions: a step with a model counts as one call)
+    calls: int | None = None
+    cache_hits: int | None = None
     attempts: int = 1  # > 1 when structured output was retried
     status: StepStatus = "running"
     error: str | None = None
@@ -117,13 +121,16 @@ class Trace(BaseModel):
 
 
 def compute_totals(steps: Iterable[Step]) -> Totals:
+    """Model calls (a step counts the calls it made: a decomposition of four lines is four
+    calls), cache hits, and the tokens and cost of the steps whose calls were not all
+    answered by the cache."""
     totals = Totals()
     for step in steps:
         if step.model is None or step.status in ("skipped", "not_taken"):
             continue
-        totals.calls += 1
+        totals.calls += 1 if step.calls is None else step.calls
+        totals.cache_hits += int(bool(step.cache_hit)) if step.cache_hits is None else step.cache_hits
         if step.cache_hit:
-            totals.cache_hits += 1
             continue
         if step.usage is not None:
             totals.prompt_tokens += step.usage.prompt_tokens

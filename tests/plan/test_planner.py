@@ -96,7 +96,7 @@ def test_call_branch_and_return(load) -> None:
     assert isinstance(reply.expr, ast.Conditional)
     assert (side.guard, side.binds, side.handler) == (("reply", "then"), None, key(prog, "reply_to"))
     assert side.label == "reply_to(review=review, label=v.label)"
-    assert plan.branch_sides("reply") == {"then": "reply?then", "else": None}
+    assert [sid for sid, s in plan.steps.items() if s.guard and s.guard[0] == "reply"] == ["reply?then"]
     assert plan.steps["return"].label == "return {label: v.label, reply: reply}"
     assert plan.order() == ["in:review", "v", "reply", "reply?then", "return"]
     assert plan.reachable_handlers() == {key(prog, "classify"), key(prog, "reply_to")}
@@ -178,9 +178,9 @@ flow nest(q: str) -> str {
     assert plan.steps["r"].label == "r = [up(text=q), shout(text=x)]"
     x = plan.steps["x"]
     assert isinstance(x.expr, ast.Call)
-    assert plan.parts("x") == {x.expr.kwargs[0].value.span: "x#1"}
-    assert sorted(plan.parts("r").values()) == ["r#1", "r#2"]
-    assert plan.parts("return") == {plan.steps["return#1"].expr.span: "return#1"}
+    assert plan.steps["x#1"].expr is x.expr.kwargs[0].value
+    assert sorted(u for u, v in plan.data_edges() if v == "r") == ["r#1", "r#2"]
+    assert [u for u, v in plan.data_edges() if v == "return"] == ["return#1"]
     assert plan.order() == ["in:q", "x#1", "x", "r#1", "r#2", "r", "return#1", "return"]
 
 
@@ -214,9 +214,8 @@ flow pick(q: str, k: int) -> str {
         ("y", "return"), ("y?then", "return"), ("y?else", "return"),
         ("z", "return"), ("w", "return"),
     }
-    assert plan.branch_sides("y") == {"then": "y?then", "else": "y?else"}
-    assert plan.branch_sides("z#1") == {"then": None, "else": "z#1?else"}
-    assert plan.branch_sides("w") == {"then": None, "else": None}
+    sides = {g: sid for sid, s in plan.steps.items() if (g := s.guard) and "#" not in sid[len(g[0]):]}
+    assert sides == {("y", "then"): "y?then", ("y", "else"): "y?else", ("z#1", "else"): "z#1?else"}
     assert plan.steps["y"].label == "if k > 1"
     assert plan.steps["z"].label == "z = up(text=q if k > 3 else shout(text=q))"
     assert plan.steps["w"].label == "if is_long(text=q)"
@@ -352,7 +351,8 @@ flow main(q: str) -> str {
         key(prog, n) for n in ("sub", "solve", "shout", "text.split_words_q",
                                "text.split_words", "text.join")}
     assert plan.steps["handler:text.join"].handler == key(prog, "text.join")
-    assert plan.handler_node(key(prog, "text.join")) == "handler:text.join"
+    assert [s.id for s in plan.steps.values()
+            if s.kind == "handler" and s.handler == key(prog, "text.join")] == ["handler:text.join"]
     assert plan.name_of(key(prog, "text.join")) == "text.join"
 
 

@@ -570,6 +570,29 @@ def test_concurrent_failures_report_the_first_item(program):
 # ------------------------------------------------------------------ trace
 
 
+def test_trace_totals_count_every_model_call(program, tmp_path):
+    """A decomposition of four lines is four model calls in the trace's totals (the
+    decomposer's step counts its calls), and four cache hits when run again."""
+    replies = ['[words] What are the words in "a b"?', "(foreach) [upper] #1", "[upper] x", "[EOQ]"]
+
+    def run_once():
+        config = RunConfig(backends={"default": ScriptedBackend("scripted", list(replies))},
+                           cache_dir=tmp_path / "cache", write_trace=False, sequential=True)
+        return asyncio.run(pf_arun(program, "main", "q", config))
+
+    first = run_once()
+    main = first.trace.steps[0]
+    assert first.value == "X" and (main.calls, main.cache_hits, main.cache_hit) == (4, 0, False)
+    totals = first.trace.totals
+    assert (totals.calls, totals.cache_hits) == (4, 0)
+    assert (totals.prompt_tokens, totals.completion_tokens) == (main.usage.prompt_tokens,
+                                                               main.usage.completion_tokens) > (0, 0)
+    again = run_once()
+    assert (again.trace.steps[0].calls, again.trace.steps[0].cache_hit) == (4, True)
+    totals = again.trace.totals
+    assert (totals.calls, totals.cache_hits, totals.prompt_tokens, totals.cost) == (4, 4, 0, None)
+
+
 def test_trace_records_each_step_and_shows_a_tree(program, tmp_path, capsys):
     from promptflow_dsl import cli
 
