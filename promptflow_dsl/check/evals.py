@@ -190,7 +190,8 @@ class _RowChecker:
             row_value(row, self.row_t, text_cells=self.text_cells)
         except RowTypeError as exc:
             message = f"the row does not fit {self.row_t.show()}: {exc.message}"
-            self.fields.setdefault(message, exc.field)
+            if len(self.fields) < MAX_ROW_ERRORS:  # only the first ones are reported
+                self.fields.setdefault(message, exc.field)
             return message
         return None
 

@@ -24,6 +24,7 @@ fit (``field 'gold': expected "positive" | "negative", got str "angry"``).
 
 from __future__ import annotations
 
+import copy
 import difflib
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -86,32 +87,30 @@ def row_value(row: Mapping[str, Any], t: RecordType, *, text_cells: bool = False
     """The row ``row`` as a value of the record type ``t`` (plain data, defaults filled
     in). ``text_cells``: the values are CSV cells, converted as the module says.
 
-    Raises :class:`RowTypeError` when the row does not fit.
+    Each field's value is validated on its own (:func:`~promptflow_dsl.lang.values.conform`),
+    so no record model is built per row. Raises :class:`RowTypeError` when the row does
+    not fit.
     """
-    picked: dict[str, Any] = {}
+    out: dict[str, Any] = {}
     for f in t.fields:
-        if f.name not in row:
-            continue
-        value = row[f.name]
+        value = row.get(f.name, _ABSENT)
         if text_cells and isinstance(value, str):
             value = _cell(value, f)
-            if value is _ABSENT:
-                continue
-        picked[f.name] = value
-    try:
-        return dict(conform(picked, t))
-    except TypeValidationError as exc:
-        if exc.path == "$":
-            field, hint = None, ""
-            if exc.message.startswith("missing required field '"):
-                field = exc.message.split("'")[1]
+        if value is _ABSENT:
+            if f.required:
                 unused = [str(k) for k in row if t.field(str(k)) is None]
-                close = difflib.get_close_matches(field, unused, n=1)
+                close = difflib.get_close_matches(f.name, unused, n=1)
                 hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise RowTypeError(exc.message + hint, field) from None
-        name = exc.path[2:]
-        top = name.split(".")[0].split("[")[0]
-        raise RowTypeError(f"field '{name}': {exc.message}", top) from None
+                raise RowTypeError(f"missing required field '{f.name}' of type "
+                                   f"{f.type.show()}{hint}", f.name)
+            out[f.name] = copy.deepcopy(f.default)
+            continue
+        try:
+            out[f.name] = conform(value, f.type)
+        except TypeValidationError as exc:
+            where = f.name + exc.path[1:]
+            raise RowTypeError(f"field '{where}': {exc.message}", f.name) from None
+    return out
 
 
 def missing_columns(columns: Iterable[str], t: RecordType) -> list[str]:
