@@ -116,6 +116,13 @@ def _parse_json(a: list[Type]) -> Type:
     return ANY
 
 
+def _file(result: Type) -> Rule:
+    def rule(a: list[Type]) -> Type:
+        _need(a[0], STR, 0, "a str path")
+        return result
+    return rule
+
+
 BUILTINS: dict[str, Builtin] = {b.name: b for b in (
     Builtin("join", ("items", "sep"), 2, _join, "join(list[str], sep) -> str: the items joined by sep"),
     Builtin("len", ("value",), 1, _len, "len(str | list | dict) -> int"),
@@ -130,6 +137,10 @@ BUILTINS: dict[str, Builtin] = {b.name: b for b in (
     Builtin("split", ("text", "sep"), 1, _split, "split(str, sep=none) -> list[str]"),
     Builtin("flatten", ("items",), 1, _flatten, "flatten(list[list[T]]) -> list[T]"),
     Builtin("unique", ("items",), 1, _unique, "unique(list[T]) -> list[T]: first occurrence kept"),
+    Builtin("read_text", ("path",), 1, _file(STR),
+            "read_text(path) -> str: a UTF-8 file, relative to the declaring .pflow file"),
+    Builtin("read_jsonl", ("path",), 1, _file(ListType(ANY)),
+            "read_jsonl(path) -> list[any]: one JSON value per non-blank line of a file"),
 )}
 
 # Counters usable only inside `test` blocks: the argument names a declaration.

@@ -25,6 +25,7 @@ from ..lang.types import (
     RecordType,
     Type,
     explain_mismatch,
+    extra_fields,
     is_assignable,
     join,
     optional,
@@ -33,6 +34,7 @@ from ..syntax import ast
 from ..syntax.builder import suggest
 from .builtins import BUILTINS, COUNTERS, ArgError
 from .env import ModuleEnv
+from .files import FILE_BUILTINS, locate
 from .program import HandlerInfo, Resolved, Signature
 
 
@@ -110,6 +112,22 @@ def _plain(t: Type) -> str:
 
 def _strip_optional(t: Type) -> Type:
     return t.inner if isinstance(t, OptionalType) else t
+
+
+def no_common_type(a: Type, b: Type) -> bool:
+    """Whether ``join(a, b)`` falls back to ``any`` where neither ``a`` nor ``b`` is ``any``
+    (``str`` and ``int``; ``list[str]`` and ``list[int]``; two unrelated records)."""
+    if isinstance(a, AnyType) or isinstance(b, AnyType) or a == b or NONE in (a, b):
+        return False
+    if isinstance(a, OptionalType) or isinstance(b, OptionalType):
+        return no_common_type(_strip_optional(a), _strip_optional(b))
+    if isinstance(a, LiteralType) and isinstance(b, LiteralType):
+        return False
+    if isinstance(a, ListType) and isinstance(b, ListType):
+        return no_common_type(a.item, b.item)
+    if isinstance(a, DictType) and isinstance(b, DictType):
+        return no_common_type(a.value, b.value)
+    return not (is_assignable(a, b) or is_assignable(b, a))
 
 
 class ExprChecker:
@@ -294,6 +312,26 @@ class ExprChecker:
         orelse = self.check(e.orelse, scope.narrowed(proven_not_none(e.cond, False)))
         return join(then, orelse)
 
+    def _Try(self, e: ast.Try, scope: Scope) -> Type:
+        tried = self.check(e.expr, scope)
+        fallback = self.check(e.fallback, scope)
+        if is_assignable(fallback, tried):
+            result = tried
+        elif no_common_type(tried, fallback):
+            self.env.err(e.fallback.span, f"the fallback of `try` must fit {tried.show()} (the type "
+                                          f"of the tried expression), got {describe(fallback)}"
+                                          f"{mismatch_note(fallback, tried)}")
+            return tried
+        else:  # `none` makes it optional; literal unions merge; int and float give float
+            result = join(tried, fallback)
+        base = _strip_optional(result)
+        if isinstance(e.fallback, ast.RecordExpr) and isinstance(fallback, RecordType) \
+                and isinstance(base, RecordType):
+            for extra in extra_fields(fallback, base):
+                self.env.err(e.fallback.span, f"field '{extra}' of the fallback is not in "
+                                              f"{base.show()} (the type of the tried expression)")
+        return result
+
     def _Comprehension(self, e: ast.Comprehension, scope: Scope) -> Type:
         it = self.check(e.iter, scope)
         base = _strip_optional(it)
@@ -454,10 +492,15 @@ class ExprChecker:
         if not ok:
             return ANY
         try:
-            return b.rule(types)
+            result = b.rule(types)
         except ArgError as exc:
             self.env.err(given[exc.index].span, f"{b.name}() {exc}")
             return ANY
+        if b.name in FILE_BUILTINS and isinstance(args[0], ast.Str):  # else checked at run time
+            _, diag = locate(self.env.project, self.env.path, args[0].value, args[0].span)
+            if diag is not None:
+                self.env.err(diag.span, f"{b.name}(): {diag.message}")
+        return result
 
     def _counter(self, e: ast.Call, name: object) -> Type:
         assert isinstance(name, str)
@@ -530,4 +573,6 @@ def free_names(e: ast.Expr) -> list[ast.Name]:
             stack.append((node.operand, bound))
         elif isinstance(node, ast.Conditional):
             stack.extend([(node.then, bound), (node.cond, bound), (node.orelse, bound)])
+        elif isinstance(node, ast.Try):
+            stack.extend([(node.expr, bound), (node.fallback, bound)])
     return out

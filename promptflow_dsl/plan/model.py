@@ -308,6 +308,8 @@ def _show(e: ast.Expr) -> tuple[str, int]:
             return f"[{_show(elt)[0]} for {var} in {_show(it)[0]}{tail}]", atom
         case ast.Conditional(then=then, cond=cond, orelse=orelse):
             return f"{_wrap(then, 1)} if {_wrap(cond, 1)} else {_wrap(orelse, 0)}", 0
+        case ast.Try(expr=tried, fallback=fallback):
+            return f"try {_wrap(tried, 1)} else {_wrap(fallback, 0)}", 0
         case ast.UnaryOp(op="not", operand=x):
             return f"not {_wrap(x, _PREC['not'])}", _PREC["not"]
         case ast.UnaryOp(op=op, operand=x):

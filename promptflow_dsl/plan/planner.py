@@ -185,6 +185,8 @@ class _Builder:
         """Whether a nested expression becomes its own step."""
         if isinstance(e, ast.Conditional):
             return self.has_calls(e.then) or self.has_calls(e.orelse)
+        if isinstance(e, ast.Try):
+            return self.has_calls(e.fallback)
         return self.kind_of(e) in ("call", "map")
 
     def cut(self, e: ast.Expr, top: bool, names: set[str], subs: list[ast.Expr]) -> None:
@@ -203,6 +205,10 @@ class _Builder:
             for side in (e.then, e.orelse):
                 if not (top and self.has_calls(side)):  # a side with calls has its own steps
                     self.cut(side, False, names, subs)
+        elif isinstance(e, ast.Try):
+            self.cut(e.expr, False, names, subs)
+            if not (top and self.has_calls(e.fallback)):  # a fallback with calls: its own step
+                self.cut(e.fallback, False, names, subs)
         elif isinstance(e, ast.Call):
             f = e.func
             if not (isinstance(f, ast.Name) or (isinstance(f, ast.Attr)
@@ -246,6 +252,10 @@ class _Builder:
                 sides[which] = (self.lower(side, side_id, root=side_id, guard=(sid, which))
                                 if self.has_calls(side) else None)
             self.sides[sid] = sides
+        elif isinstance(e, ast.Try) and kind != "return" and self.has_calls(e.fallback):
+            side_id = f"{sid}?else"  # run only when the tried expression fails
+            self.sides[sid] = {"else": self.lower(e.fallback, side_id, root=side_id,
+                                                  guard=(sid, "else"))}
         return sid
 
     def label(self, e: ast.Expr, kind: str, binds: str | None, handler: str | None) -> str:

@@ -24,7 +24,7 @@ from ..lang.values import conform
 from ..models.base import Backend, GenParams, Message, ModelError, Reply, Scored, ScriptError
 from ..syntax import ast
 from .cache import CacheMode, ResponseCache, cache_key
-from .errors import RunError
+from .errors import RunError, ScriptRefused
 from .trace import Step, TraceRecorder
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -304,7 +304,7 @@ class RunContext:
             else:
                 data, hit = await compute(), False
         except ScriptError as exc:
-            raise RunError(str(exc.args[0]), span=h.decl.name_span, handler=name) from None
+            raise ScriptRefused(str(exc.args[0]), span=h.decl.name_span, handler=name) from None
         except ModelError as exc:
             detail = str(exc).removeprefix(f"{exc.model}: ")
             raise RunError(f"model '{model_id}' failed for {h.kind} '{name}': {detail}",
@@ -410,7 +410,8 @@ class RunContext:
                 except StopAsyncIteration:
                     return
                 except ScriptError as exc:
-                    raise RunError(str(exc.args[0]), span=h.decl.name_span, handler=name) from None
+                    raise ScriptRefused(str(exc.args[0]), span=h.decl.name_span,
+                                        handler=name) from None
                 except ModelError as exc:
                     raise RunError(f"model '{model_id}' failed for {h.kind} '{name}': {exc}",
                                    span=h.decl.name_span, handler=name) from None

@@ -53,6 +53,12 @@ class RunError(Exception):
         return f"{where}{self.message}"
 
 
+class ScriptRefused(RunError):
+    """A test's stand-in for a model refused a call (the model is not mocked, its scripted
+    replies ran out, a recording no longer matches): a mistake in the test, not a failure
+    of the program, so ``try ... else`` never catches it."""
+
+
 class InputError(ValueError):
     """An input value for the entry handler is missing, unknown or of the wrong type."""
 

@@ -13,12 +13,15 @@ import asyncio
 import json
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..check.files import FILE_BUILTINS, FileProblem, locate, read_jsonl_file, read_text_file
+from ..check.loader import Project
 from ..check.program import CheckedModule, Resolved
 from ..lang.values import dumps, plain
 from ..syntax import ast
-from .errors import RunError
+from .errors import RunError, ScriptRefused
 
 if TYPE_CHECKING:  # pragma: no cover
     from .context import RunContext
@@ -102,6 +105,15 @@ BUILTIN_IMPLS: dict[str, Callable[..., Any]] = {
 }
 
 
+def _settled(results: list[Any]) -> list[Any]:
+    """The results of parts evaluated together, or the first failure in written order
+    (raised once every part has finished, so none keeps running after a fallback)."""
+    for r in results:
+        if isinstance(r, BaseException):
+            raise r
+    return results
+
+
 def _contains(container: Any, item: Any) -> bool:
     if container is None:
         return False
@@ -139,7 +151,8 @@ class Evaluator:
     async def _all(self, exprs: list[ast.Expr], env: dict[str, Any]) -> list[Any]:
         if self.ctx.sequential or len(exprs) < 2:
             return [await self.eval(x, env) for x in exprs]
-        return list(await asyncio.gather(*(self.eval(x, env) for x in exprs)))
+        return _settled(await asyncio.gather(*(self.eval(x, env) for x in exprs),
+                                             return_exceptions=True))
 
     # ------------------------------------------------------------ atoms
 
@@ -237,6 +250,18 @@ class Evaluator:
         cond = await self.eval(e.cond, env)
         return await self.eval(e.then if _truthy(cond) else e.orelse, env)
 
+    async def _Try(self, e: ast.Try, env: dict[str, Any]) -> Any:
+        try:
+            return await self.eval(e.expr, env)
+        except ScriptRefused:  # a test's mocks do not cover the call: not the program's failure
+            raise
+        except RunError as exc:
+            step = self.ctx.trace.get(self.caller) if self.caller is not None else None
+            if step is not None:
+                self.ctx.trace.event(step, "try", f"fell back: {exc.message}", line=e.span.line,
+                                     handler=exc.handler)
+        return await self.eval(e.fallback, env)
+
     async def _Comprehension(self, e: ast.Comprehension, env: dict[str, Any]) -> Any:
         items = await self.eval(e.iter, env)
         if isinstance(items, dict):
@@ -253,7 +278,8 @@ class Evaluator:
         if self.ctx.sequential:
             results = [await one(i) for i in items]
         else:
-            results = list(await asyncio.gather(*(one(i) for i in items)))
+            results = _settled(await asyncio.gather(*(one(i) for i in items),
+                                                    return_exceptions=True))
         return [v for keep, v in results if keep]
 
     # ------------------------------------------------------------ calls
@@ -267,9 +293,27 @@ class Evaluator:
         names = [None] * len(e.args) + [k.name for k in e.kwargs]
         values = await self._all([*e.args, *(k.value for k in e.kwargs)], env)
         if res.kind == "builtin":
+            if res.target in FILE_BUILTINS:
+                return await self._read_file(e, res.target, values[0])
             return self._builtin(e, res, values, names)
         return await self.ctx.call_by_position(res.target, values, names, call=e, caller=self.caller,
                                                module=self.module)
+
+    async def _read_file(self, e: ast.Call, name: str, rel: Any) -> Any:
+        """``read_text`` / ``read_jsonl``: the path obeys the checker's rules for a literal one."""
+        if not isinstance(rel, str):
+            raise self.fail(e, f"{name}() failed: the path must be a str, got {dumps(rel)}")
+        program = self.ctx.program
+        folder = self.module.path.parent if self.module.path is not None else Path.cwd()
+        project = Project(program.root or folder, program.allowed)
+        path, diag = locate(project, self.module.path, rel, e.span)
+        if path is None:
+            raise self.fail(e, f"{name}() failed: {diag.message if diag else rel}")
+        reader = read_text_file if name == "read_text" else read_jsonl_file
+        try:
+            return await asyncio.to_thread(reader, path)
+        except FileProblem as exc:
+            raise self.fail(e, f"{name}() failed: {exc}") from None
 
     def _builtin(self, e: ast.Call, res: Resolved, values: list[Any], names: list[str | None]) -> Any:
         from ..check.builtins import BUILTINS

@@ -345,6 +345,11 @@ class TraceRecorder:
                 setattr(step, name, self.scrub(value) if name in _SCRUBBED_FIELDS else value)
         return step
 
+    def get(self, step_id: str) -> Step | None:
+        """The step with id ``step_id``, or ``None``."""
+        with self._lock:
+            return self._by_id.get(step_id)
+
     def event(self, step: Step, type: str, summary: str, **data: Any) -> None:
         """Append an event (a hook firing, a decomposition step...) to a step."""
         record = self.scrub({"type": type, "summary": summary, **data})

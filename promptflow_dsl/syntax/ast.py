@@ -193,6 +193,15 @@ class Conditional(Expr):
 
 
 @dataclass(frozen=True)
+class Try(Expr):
+    """``try expr else fallback``: ``fallback`` is evaluated only when ``expr`` fails with a
+    run error."""
+
+    expr: Expr
+    fallback: Expr
+
+
+@dataclass(frozen=True)
 class BinOp(Expr):
     op: str  # + - * / %
     left: Expr

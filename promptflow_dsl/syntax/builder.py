@@ -266,6 +266,10 @@ class Builder(Transformer_NonRecursive):
         node = ast.Conditional(self._span(meta), then, cond, orelse)
         return self._track(node, then, cond, orelse)
 
+    def try_expr(self, meta: Any, children: list[Any]) -> ast.Try:
+        expr, fallback = children
+        return self._track(ast.Try(self._span(meta), expr, fallback), expr, fallback)
+
     # ------------------------------------------------------------ types
 
     def dotted(self, meta: Any, children: list[Any]) -> ast.Ref:
@@ -616,7 +620,7 @@ def _has_clause(items: list[Any], word: str) -> bool:
 
 
 KEYWORDS = frozenset("model type import as prompt tool flow decompose route sketch hook test "
-                     "return for in if else and or not true false none mock expect".split())
+                     "return for in if else and or not true false none mock expect try".split())
 
 
 THRESHOLD_OPS = (">=", ">", "<=", "<", "==")

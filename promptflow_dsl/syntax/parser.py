@@ -66,11 +66,23 @@ class _KeywordsAsNames:
 
     def process(self, stream: Any) -> Any:
         text = getattr(_TEXT, "value", None)
+        previous = None
         for tok in _eval_words(stream):
             if (text is not None and tok.type != "NAME" and str(tok.value).isidentifier()
                     and _COLON_AHEAD.match(text, tok.end_pos)):
                 tok.type = "NAME"
+            elif tok.type == "NAME" and tok.value == "try" and previous in _OPERATORS:
+                # `1 + try ...`: the lexer read the reserved word as a name, since `try`
+                # cannot start an operand; keep it a keyword so the error is at `try`
+                tok.type = "TRY"
+            previous = tok.type
             yield tok
+
+
+# Tokens after which an operand follows but a `try` expression may not start.
+_OPERATORS = frozenset({"PLUS", "MINUS", "STAR", "SLASH", "PERCENT", "OR", "AND", "NOT", "IN",
+                        "CONTAINS", "IF", "LESSTHAN", "MORETHAN", "__ANON_1", "__ANON_2",
+                        "__ANON_3", "__ANON_4"})
 
 
 _EVAL_ITEM_WORDS = frozenset({"DATA", "RUN", "METRIC", "THRESHOLD"})

@@ -129,6 +129,12 @@ def _previous_word(text: str, offset: int) -> tuple[int, int] | None:
     return (k, j - k) if j > k else None
 
 
+def _last_word_of(text: str, offset: int, words: tuple[str, ...]) -> str | None:
+    """Which of ``words`` occurs last as a whole word in ``text`` before ``offset``."""
+    found = re.findall(r"\b(" + "|".join(words) + r")\b", text[:offset])
+    return found[-1] if found else None
+
+
 def _enclosing_body(text: str, offset: int) -> str | None:
     """The declaration keyword (flow, test, ...) of the innermost open `{` before ``offset``."""
     braces = [off for ch, off in open_brackets(text, offset) if ch == "{"]
@@ -179,6 +185,12 @@ def _heuristic(tok: Any, expected: set[str], source: SourceFile) -> tuple[str, S
     t = tok.type
     if t == "EQUAL" and "__ANON_1" in expected:
         return "use `==` to compare (found '=')", None
+    if t == "TRY":
+        return ("`try ... else ...` cannot be an operand here: put it in parentheses, "
+                "`(try EXPR else FALLBACK)`"), None
+    if t == "IF" and "ELSE" in expected and _last_word_of(text, tok.start_pos, ("try", "if")) == "try":
+        return ("what `try` tries cannot be a conditional without parentheses: write "
+                "`try (A if C else B) else FALLBACK`"), None
     if t in _VALUE_START and "COMMA" in expected:
         stack = open_brackets(text, tok.start_pos)
         inner = stack[-1][0] if stack else ""

@@ -11,7 +11,7 @@ from promptflow_dsl.syntax.source import SourceFile, decode, normalize
 
 TOKENS = ["flow", "prompt", "tool", "type", "model", "hook", "route", "sketch", "decompose",
           "test", "import", "return", "if", "else", "for", "in", "not", "and", "or", "expect",
-          "mock", "{", "}", "(", ")", "[", "]", ",", ":", "->", "=", "==", ".", "+", "-", "?",
+          "mock", "try", "{", "}", "(", ")", "[", "]", ",", ":", "->", "=", "==", ".", "+", "-", "?",
           "|", "x", "f", "str", "int", "list", '"s"', 'r"\\d"', '"""t {{ x }}"""', "1", "2.5",
           "none", "true", "\n", " ", "#c\n", "user", "system", "when", "run", "by", "expert"]
 
