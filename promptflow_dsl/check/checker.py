@@ -128,8 +128,7 @@ def check_loaded(result: LoadResult, project: Project) -> tuple[CheckedProgram |
     _check_recursion(checked, diags)
     program = CheckedProgram(checked[result.entry], checked, [d for d in diags if not d.is_error],
                              result.sources, project.root, project.allowed)
-    for cm in checked.values():  # the lines of data files that diagnostics show
-        program.sources.update(data_sources(cm))
+    program.sources.update(data_sources(checked.values()))  # data-file lines diagnostics show
     return program, diags
 
 

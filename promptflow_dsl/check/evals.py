@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 from ..diagnostics import Span, error
@@ -45,7 +46,7 @@ def check_eval(env: ModuleEnv, d: ast.EvalDecl) -> EvalInfo:
     """Check one eval declaration; every problem is reported on ``env``."""
     row_t: Type = ANY
     info_row = _NO_ROWS
-    data = Path(env.path.parent if env.path is not None else env.project.root)
+    data = env.path.parent if env.path is not None else env.project.root
     fmt, rows = "jsonl", 0
     if d.data is not None:
         row_t = env.type_of(d.data.row_type)
@@ -55,7 +56,7 @@ def check_eval(env: ModuleEnv, d: ast.EvalDecl) -> EvalInfo:
             env.err(d.data.row_type.span, f"the row type of eval '{d.name}' must be a record "
                                           f"type (each row has named fields), not {row_t.show()}")
             row_t = ANY
-        data, fmt, rows = _check_data(env, d, d.data, info_row if row_t != ANY else None)
+        data, fmt, rows = _check_data(env, d.data, info_row if row_t != ANY else None)
     ec = ExprChecker(env)
     out_t: Type = ANY
     if d.run is not None:
@@ -105,17 +106,16 @@ def _threshold(env: ModuleEnv, d: ast.EvalDecl, t: ast.EvalThreshold,
     value = float(t.value.value)
     rate = is_assignable(metric.type, optional(BOOL)) and not isinstance(metric.type, AnyType)
     if rate and not 0 <= value <= 1:
+        hint = f"; did you mean {value / 100:g}?" if 1 < value <= 100 else ""
         env.warn(t.value.span, f"metric '{t.metric}' is a rate (a bool metric: the share of "
-                               f"rows where it is true), between 0 and 1; did you mean "
-                               f"{value / 100:g}?" if value > 1 else
-                 f"metric '{t.metric}' is a rate (a bool metric), between 0 and 1")
+                               f"rows where it is true), between 0 and 1{hint}")
     return ThresholdInfo(t.metric, t.op, value, t.span)
 
 
 # ------------------------------------------------------------------ data
 
 
-def _check_data(env: ModuleEnv, d: ast.EvalDecl, data: ast.EvalData,
+def _check_data(env: ModuleEnv, data: ast.EvalData,
                 row_t: RecordType | None) -> tuple[Path, str, int]:
     """The data file's path, format and row count; its rows validated against ``row_t``
     (``None``: the row type is wrong, rows are only read)."""
@@ -159,7 +159,7 @@ def _check_data(env: ModuleEnv, d: ast.EvalDecl, data: ast.EvalData,
     if problems:
         uri = display_name(path)
         lines = _read_lines(path, {p.line for p in problems if p.line is not None})
-        env.cm.data_lines[uri] = lines
+        env.cm.data_lines.setdefault(uri, {}).update(lines)
         for p in problems:
             line = p.line or 1
             span = _locate(uri, line, lines.get(line, ""), p.column,
@@ -332,12 +332,13 @@ def _eval_by_ref(env: ModuleEnv, ref: ast.Ref) -> EvalInfo | None:
     return info
 
 
-def data_sources(cm: CheckedModule) -> dict[str, str]:
-    """For :func:`~promptflow_dsl.diagnostics.render`: each data file a diagnostic of ``cm``
-    points into, as a text holding just those lines (the others empty), so that a
-    100,000-row file is never kept whole."""
-    out = {}
-    for uri, lines in cm.data_lines.items():
-        last = max(lines, default=0)
-        out[uri] = "\n".join(lines.get(n, "") for n in range(1, last + 1))
-    return out
+def data_sources(modules: Iterable[CheckedModule]) -> dict[str, str]:
+    """For :func:`~promptflow_dsl.diagnostics.render`: each data file the diagnostics of
+    ``modules`` point into, as a text holding just those lines (the others empty), so
+    that a 100,000-row file is never kept whole."""
+    merged: dict[str, dict[int, str]] = {}
+    for cm in modules:
+        for uri, lines in cm.data_lines.items():
+            merged.setdefault(uri, {}).update(lines)
+    return {uri: "\n".join(lines.get(n, "") for n in range(1, max(lines, default=0) + 1))
+            for uri, lines in merged.items()}

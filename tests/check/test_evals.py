@@ -9,6 +9,7 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from corpus_paths import SHARED_EXAMPLES
 
 import promptflow_dsl as pf
 from promptflow_dsl.check.program import EvalInfo, Resolved
@@ -98,6 +99,17 @@ def test_the_checked_eval(project: Path):
     assert program.evals == {"quality": info} and program.all_evals() == {info.key: info}
     with pytest.raises(KeyError, match=r"no eval 'nope' \(evals: quality\)"):
         program.eval("nope")
+
+
+def test_the_spec_example_checks():
+    path = SHARED_EXAMPLES / "eval_triage.pflow"
+    if not path.is_file():
+        pytest.skip("the spec examples are not here")
+    program = pf.load(path)
+    info = program.eval("triage_quality")
+    assert info.rows == 12 and info.data.name == "tickets.jsonl"
+    assert [m.name for m in info.metrics] == ["label_ok", "replied", "is_polite"]
+    assert [t.text for t in info.thresholds] == ["label_ok >= 0.5"]
 
 
 def test_csv_data(project: Path):
@@ -215,6 +227,22 @@ def test_two_evals_of_one_file_report_its_rows_once(project: Path):
     found = errors(project, body + body.replace("eval quality", "eval again"))
     assert found == ["data/bad.jsonl:1:8: the row does not fit Ticket: field 'id': expected "
                      "str, got int 1"]
+
+
+def test_every_line_shown_is_kept_when_two_evals_read_one_file(project: Path):
+    write_rows(project / "data" / "bad.jsonl", [{"id": 1, "text": "a", "gold": "mixed"},
+                                                {"id": "b", "text": "b", "gold": "mixed"}])
+    exc = failure(project, EVAL.replace("tickets.jsonl", "bad.jsonl") + """
+eval by_number {
+  data "data/bad.jsonl" as {id: int, text: str, gold: str}
+  run classify(review=row.text)
+  metric ok = out.label == row.gold
+}
+""")
+    assert [str(d.span) for d in exc.diagnostics] == ["data/bad.jsonl:1:8", "data/bad.jsonl:2:8"]
+    rendered = exc.render()
+    assert '  {"id": 1, "text": "a", "gold": "mixed"}' in rendered
+    assert '  {"id": "b", "text": "b", "gold": "mixed"}' in rendered
 
 
 # --------------------------------------------------------------------------- expressions

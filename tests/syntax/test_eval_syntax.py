@@ -71,6 +71,11 @@ def test_run_and_metric_take_whole_expressions():
     assert isinstance(e.metrics[1].value, ast.Comprehension)
 
 
+def test_run_may_fall_back():
+    e = the_eval('eval e { data "d.jsonl" as R  run try f(x=row) else none  metric m = out != none }')
+    assert isinstance(e.run, ast.Try) and isinstance(e.run.fallback, ast.NoneLit)
+
+
 @pytest.mark.parametrize("text", [
     # a hook's `run` clause after a value that is a string
     'hook h {\n  when "x"\n  run f(eval="a", data="b", run=1, metric=2, threshold=3)\n}\n',
