@@ -32,7 +32,6 @@ from typing import Any
 from .rows import strict_json
 from .types import (
     AnyType,
-    Field,
     LiteralType,
     OptionalType,
     RecordType,
@@ -42,9 +41,10 @@ from .types import (
 )
 from .values import conform
 
-__all__ = ["RowTypeError", "missing_columns", "row_value"]
+__all__ = ["ABSENT", "RowTypeError", "cell_value", "missing_columns", "row_value"]
 
-_ABSENT: Any = object()
+ABSENT: Any = object()
+"""What :func:`cell_value` gives for an empty cell of a slot with a default."""
 
 
 class RowTypeError(ValueError):
@@ -62,25 +62,31 @@ def _is_text(t: Type) -> bool:
     return isinstance(base, (StrType, LiteralType, AnyType))
 
 
-def _cell(text: str, f: Field) -> Any:
-    """The value of CSV cell ``text`` for field ``f`` (``_ABSENT``: take the default)."""
+def cell_value(text: str, t: Type, *, required: bool) -> Any:
+    """The value of the CSV cell ``text`` for a slot (a field, a parameter) of type ``t``:
+    the text itself for a text type, else the JSON it holds; for an empty cell ``None``
+    when ``t`` is optional, :data:`ABSENT` (take the default) when the slot is not
+    ``required``, ``""`` for a text type. The value is not checked against ``t``.
+
+    Raises :class:`RowTypeError` (without a field) for an empty cell that cannot be
+    none of those, and for text that is not JSON where JSON is needed.
+    """
     if text == "":
-        if isinstance(f.type, OptionalType):
+        if isinstance(t, OptionalType):
             return None
-        if not f.required:
-            return _ABSENT
-        if _is_text(f.type):
+        if not required:
+            return ABSENT
+        if _is_text(t):
             return ""
-        raise RowTypeError(f"field '{f.name}': the cell is empty, and {f.type.show()} "
-                           f"needs a value", f.name)
-    if _is_text(f.type):
+        raise RowTypeError(f"the cell is empty, and {t.show()} needs a value")
+    if _is_text(t):
         return text
     try:
         return strict_json(text)
     except (ValueError, RecursionError):
         shown = text if len(text) <= 40 else text[:37] + "..."
-        raise RowTypeError(f"field '{f.name}': expected {f.type.show()} written as JSON, "
-                           f"got the text {shown!r}", f.name) from None
+        raise RowTypeError(f"expected {t.show()} written as JSON, got the text "
+                           f"{shown!r}") from None
 
 
 def row_value(row: Mapping[str, Any], t: RecordType, *, text_cells: bool = False) -> dict[str, Any]:
@@ -93,10 +99,13 @@ def row_value(row: Mapping[str, Any], t: RecordType, *, text_cells: bool = False
     """
     out: dict[str, Any] = {}
     for f in t.fields:
-        value = row.get(f.name, _ABSENT)
+        value = row.get(f.name, ABSENT)
         if text_cells and isinstance(value, str):
-            value = _cell(value, f)
-        if value is _ABSENT:
+            try:
+                value = cell_value(value, f.type, required=f.required)
+            except RowTypeError as exc:
+                raise RowTypeError(f"field '{f.name}': {exc.message}", f.name) from None
+        if value is ABSENT:
             if f.required:
                 unused = [str(k) for k in row if t.field(str(k)) is None]
                 close = difflib.get_close_matches(f.name, unused, n=1)
