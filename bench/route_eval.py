@@ -75,9 +75,9 @@ def load_heldout() -> list[dict]:
 async def evaluate(args: argparse.Namespace) -> dict:
     import promptflow_dsl as pf
     from promptflow_dsl.cli.route import find_route
+    from promptflow_dsl.kinds.route.run import prepared_route
     from promptflow_dsl.runtime import RunConfig
     from promptflow_dsl.runtime.cache import CacheMode
-    from promptflow_dsl.runtime.route import prepared_route
     from promptflow_dsl.runtime.session import open_context
 
     program = pf.loads(program_text(args.embed_model, args.api_base, args.api_key_env),

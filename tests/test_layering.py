@@ -13,7 +13,7 @@ The stages, earliest first::
     check     check/
     plan      plan/
     models    models/
-    runtime   runtime/, routing/
+    runtime   runtime/
     datasets  datasets/
     testing   testing/
     facade    __init__.py, program.py    the library API: load / loads -> Program
@@ -25,13 +25,15 @@ expects ``pflow check`` to call it) and plans them with ``Program.plan``; the fa
 never imports the command line (``python -m promptflow_dsl`` is ``__main__``, which
 belongs to the command line).
 
-Handler kinds may live in one package each, ``promptflow_dsl/kinds/<kind>/``; a
-kind's modules take the stage their name says (:data:`KIND_MODULES`): ``clauses`` and
+Handler kinds live in one package each, ``promptflow_dsl/kinds/<kind>/``; a kind's
+modules take the stage their name says (:data:`KIND_MODULES`): ``clauses`` and
 ``ast`` are syntax-level (``base``), ``details`` and ``check`` check-level, ``plan``
 plan-level, anything else (``run``, the package's ``__init__``, helpers) run-level.
-Modules directly under ``kinds/`` (a registry, the kind protocol) are check-level: the
-checker looks kinds up there, so they may reach a kind's run-level code only by
-importing it lazily by name (``importlib``), never with an import statement.
+``kinds/__init__.py`` and the registry (``kinds/registry.py``) are syntax-level: the
+builder, the checker, the planner and the runtime all look kinds up there, so they
+import nothing of a kind with an import statement and reach each stage's module by
+name (``importlib``), on first use.  Any other module directly under ``kinds/`` is
+check-level.
 """
 
 from __future__ import annotations
@@ -58,7 +60,6 @@ TOP: dict[str, str] = {
     "plan": "plan",
     "models": "models",
     "runtime": "runtime",
-    "routing": "runtime",
     "datasets": "datasets",
     "testing": "testing",
     "cli": "cli",
@@ -88,9 +89,10 @@ def stage_of(module: str) -> str | None:
     if len(parts) == 1:
         return "facade"
     if parts[1] == "kinds":
-        if len(parts) <= 3:  # kinds/__init__, kinds/registry, or a kind's own __init__
-            is_kind_package = len(parts) == 3 and (PACKAGE / "kinds" / parts[2]).is_dir()
-            return "runtime" if is_kind_package else "check"
+        if len(parts) == 2 or parts[2] == "registry":  # kinds/__init__, kinds/registry
+            return "base"
+        if len(parts) == 3:  # a kind's own __init__, or another module under kinds/
+            return "runtime" if (PACKAGE / "kinds" / parts[2]).is_dir() else "check"
         return KIND_MODULES.get(parts[3], "runtime")
     return TOP.get(parts[1])
 
@@ -198,15 +200,16 @@ def test_allowed_entries_are_still_needed():
     ("promptflow_dsl.cli.route", "cli"),
     ("promptflow_dsl.syntax.ast", "base"),
     ("promptflow_dsl.lang.types", "lang"),
-    ("promptflow_dsl.routing.routers", "runtime"),
+    ("promptflow_dsl.kinds.route.routers", "runtime"),
     ("promptflow_dsl.kinds.sketch.clauses", "base"),
     ("promptflow_dsl.kinds.sketch.details", "check"),
     ("promptflow_dsl.kinds.sketch.check", "check"),
     ("promptflow_dsl.kinds.sketch.plan", "plan"),
     ("promptflow_dsl.kinds.sketch.run", "runtime"),
     ("promptflow_dsl.kinds.sketch.decoders", "runtime"),
-    ("promptflow_dsl.kinds", "check"),
-    ("promptflow_dsl.kinds.registry", "check"),
+    ("promptflow_dsl.kinds", "base"),
+    ("promptflow_dsl.kinds.registry", "base"),
+    ("promptflow_dsl.kinds.route", "runtime"),
 ])
 def test_stage_mapping(module: str, stage: str):
     assert stage_of(module) == stage

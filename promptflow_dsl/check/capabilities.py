@@ -120,12 +120,13 @@ def sketch_warnings(caps: Any, model_id: str, decoder: str, width: int, holes: A
 # ------------------------------------------------------------------ the checker's entry point
 
 
-def check_sketch_capabilities(env: Any, d: Any, holes: Any, details: dict[str, Any],
+def check_sketch_capabilities(env: Any, d: Any, holes: Any, decoder: str, beam: int, retries: int,
                               hole_span: Any) -> None:
-    """Warn where the sketch's model cannot do what its decoder or a hole's constraint
-    needs, saying which fallback the runtime will use.  ``env`` is the module's
-    ``ModuleEnv``, ``d`` the ``SketchDecl``; the model is the sketch's ``model``
-    clause or ``default`` (an unknown model was reported already: no warning)."""
+    """Warn where the sketch's model cannot do what its decoder (``decoder``, ``beam``
+    width) or a hole's constraint needs, saying which fallback the runtime will use.
+    ``env`` is the module's ``ModuleEnv``, ``d`` the ``SketchDecl``; the model is the
+    sketch's ``model`` clause or ``default`` (an unknown model was reported already: no
+    warning)."""
     ref = d.model
     if ref is None:
         info = env.cm.models.get("default")
@@ -137,9 +138,7 @@ def check_sketch_capabilities(env: Any, d: Any, holes: Any, details: dict[str, A
     if info is None or info.embed:
         return
     caps = static_capabilities(info.model_id, info.params)
-    on_decoder, on_holes = sketch_warnings(caps, info.model_id, details.get("decoder", "sequential"),
-                                           int(details.get("beam", 1) or 1), holes,
-                                           int(details.get("retries", 2)))
+    on_decoder, on_holes = sketch_warnings(caps, info.model_id, decoder, beam or 1, holes, retries)
     if on_decoder is not None and d.decoder is not None:
         env.warn(d.decoder.span, on_decoder)
     for hole, message in on_holes:

@@ -12,15 +12,34 @@ from __future__ import annotations
 import dataclasses
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
+from typing import Any, Protocol, cast
 
 from ..diagnostics import Diagnostic, Span, error
+from ..kinds import registry
 from ..syntax import ast
 from . import decls
 from .env import ModuleEnv
 from .evals import check_eval, data_sources
 from .exprs import ExprChecker
 from .loader import LoadResult, Project
-from .program import CheckedModule, CheckedProgram, HandlerInfo
+from .program import CheckedModule, CheckedProgram, Details, HandlerInfo, Signature
+
+
+class KindCheck(Protocol):
+    """``kinds/<kind>/check.py``: the rules of one handler kind."""
+
+    def check(self, env: ModuleEnv, decl: Any, signature: Signature, exprs: ExprChecker
+              ) -> Details:
+        """Check ``decl`` (its signature already computed), reporting problems on ``env``;
+        expressions go through ``exprs``, which records the calls they make.  Returns
+        what later stages need to know."""
+        ...
+
+
+def kind_check(kind: str) -> KindCheck:
+    found = registry.stage_module(kind, "check")
+    assert found is not None, kind
+    return cast(KindCheck, found)
 
 
 def _check_module(env: ModuleEnv) -> None:
@@ -40,33 +59,9 @@ def _check_module(env: ModuleEnv) -> None:
     for d in handler_decls:
         info = env.cm.handlers[d.name]
         ec = ExprChecker(env)
-        sig = info.signature
-        details: dict = {}
-        extra: list[tuple[str, str]] = []
-        if isinstance(d, ast.PromptDecl):
-            details = decls.check_prompt(env, d, sig)
-            for hk in details["hooks"]:
-                hook = next((h for m in [env.cm, *env.checked.values()] for h in m.hooks.values()
-                             if h.key == hk), None)
-                if hook is not None:
-                    extra.extend((k, "hook") for k in hook.calls)
-        elif isinstance(d, ast.ToolDecl):
-            details = decls.check_tool(env, d, sig)
-        elif isinstance(d, ast.FlowDecl):
-            details = decls.check_flow(env, d, sig, ec)
-        elif isinstance(d, ast.DecomposeDecl):
-            details = decls.check_decompose(env, d, sig)
-            extra.extend((k, "may_call") for k in details["handlers"].values())
-        elif isinstance(d, ast.RouteDecl):
-            details = decls.check_route(env, d, sig, ec)
-            extra.extend((e["delegate"], "may_call") for e in details["experts"].values()
-                         if "delegate" in e)
-        elif isinstance(d, ast.SketchDecl):
-            details = decls.check_sketch(env, d, sig)
-        calls = tuple(dict.fromkeys([*ec.calls, *extra]))
-        env.cm.handlers[d.name] = dataclasses.replace(
-            info, calls=calls, template_vars=tuple(details.pop("template_vars", ())),
-            details=details)
+        details = kind_check(d.kind).check(env, d, info.signature, ec)
+        calls = tuple(dict.fromkeys([*ec.calls, *details.edges()]))
+        env.cm.handlers[d.name] = dataclasses.replace(info, calls=calls, details=details)
     for ed in mod.decls:
         if isinstance(ed, ast.EvalDecl) and env.evals.get(ed.name) is ed:
             env.cm.evals[ed.name] = check_eval(env, ed)
@@ -80,7 +75,7 @@ def _check_recursion(modules: dict[str, CheckedModule], diags: list[Diagnostic])
     handlers = {h.key: h for m in modules.values() for h in m.handlers.values()}
     graph: dict[str, set[str]] = {k: set() for k in handlers}
     for h in handlers.values():
-        if h.kind == "decompose":
+        if h.details.may_recurse:
             continue
         for target, _kind in h.calls:
             if target in graph:

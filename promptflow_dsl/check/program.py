@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ..diagnostics import Diagnostic, Span
 from ..lang.types import RecordType, Type
@@ -58,6 +58,24 @@ class ModelInfo:
     span: Span | None  # None for the implicit `default`
 
 
+@dataclass(frozen=True, kw_only=True)
+class Details:
+    """What the checker found out about one handler that later stages need (resolved
+    files, bindings, limits...).  Each kind subclasses it, frozen and typed, in
+    ``kinds/<kind>/details.py``; nothing reads it by string keys."""
+
+    cache: bool = True  # whether the response cache may answer its model calls
+    #: calls through this kind may come back to it (bounded at run time, as a
+    #: decomposer's ``max_depth`` does): a call cycle through it is no error
+    may_recurse: ClassVar[bool] = False
+
+    def edges(self) -> tuple[tuple[str, str], ...]:
+        """Handlers it may call besides its own call sites, with the kind of edge:
+        ``(key, "may_call")`` (a decomposer's or route's dispatch), ``(key, "hook")``
+        (a hook's trigger or program while a prompt generates)."""
+        return ()
+
+
 @dataclass(frozen=True)
 class HandlerInfo:
     key: str
@@ -70,10 +88,8 @@ class HandlerInfo:
     # "call" (a flow's call site), "may_call" (decompose / route dispatch),
     # "hook" (a hook program or trigger used while this prompt generates).
     calls: tuple[tuple[str, str], ...] = ()
-    # Template variables each message / template reads (for prompts, sketches).
-    template_vars: tuple[frozenset[str], ...] = ()
-    # Kind-specific facts the runtime needs (resolved files, decompose bindings...).
-    details: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    # The kind's own facts (``kinds/<kind>/details.py``).
+    details: Details = field(default_factory=Details, compare=False, hash=False)
 
 
 @dataclass(frozen=True)

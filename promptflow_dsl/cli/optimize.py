@@ -87,8 +87,8 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     if program is None:
         return EXIT_USAGE
     from .. import load
-    from ..routing.emit import write_optimized
-    from ..routing.optimizer import MATCHES, PROPOSE_FROM, BudgetedContext, Options, optimize
+    from ..kinds.route.emit import write_optimized
+    from ..kinds.route.optimizer import MATCHES, PROPOSE_FROM, BudgetedContext, Options, optimize
     from ..runtime.errors import RunError
     from ..runtime.session import open_context
 

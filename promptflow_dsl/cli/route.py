@@ -59,7 +59,7 @@ def cmd_route_explain(args: argparse.Namespace) -> int:
     program = load_or_report(args)
     if program is None:
         return EXIT_USAGE
-    from ..routing.explain import explain, render
+    from ..kinds.route.explain import explain, render
     from ..runtime.errors import RunError
     from ..runtime.session import open_context
 

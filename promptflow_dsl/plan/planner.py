@@ -15,10 +15,12 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Iterable
+from typing import Protocol, cast
 
 from ..check.exprs import free_names
 from ..check.program import CheckedProgram, HandlerInfo
 from ..diagnostics import Span
+from ..kinds import registry
 from ..syntax import ast
 from .model import Plan, PlanError, PlannedStep, children, short, show_expr
 
@@ -53,12 +55,21 @@ def build_plan(program: CheckedProgram, handler: HandlerInfo) -> Plan:
     Raises :class:`PlanError` (with the span of every step on it) if the data edges
     form a cycle; the checker rejects such programs, so this is a safety net.
     """
-    b = _Builder(program, handler)
-    if isinstance(handler.decl, ast.FlowDecl):
-        b.flow(handler.decl)
+    b = PlanBuilder(program, handler)
+    kind_plan = registry.stage_module(handler.kind, "plan")
+    if kind_plan is not None:
+        cast(KindPlan, kind_plan).plan(b, handler)
     else:
         b.single()
     return b.finish()
+
+
+class KindPlan(Protocol):
+    """``kinds/<kind>/plan.py``, for a kind whose plan is not inputs → one call → return."""
+
+    def plan(self, builder: PlanBuilder, handler: HandlerInfo) -> None:
+        """Add the steps and edges of ``handler`` to ``builder``."""
+        ...
 
 
 def handler_nodes(program: CheckedProgram, roots: Iterable[str]
@@ -91,8 +102,9 @@ def handler_nodes(program: CheckedProgram, roots: Iterable[str]
     return ids, nodes, [(ids[s], ids[t], k) for s, t, k in pending]
 
 
-class _Builder:
-    """Collects steps and edges for one entry handler; ``finish`` assembles the Plan."""
+class PlanBuilder:
+    """Collects steps and edges for one entry handler; ``finish`` assembles the Plan.
+    A kind's plan (``kinds/<kind>/plan.py``) calls :meth:`single` or :meth:`flow`."""
 
     def __init__(self, program: CheckedProgram, handler: HandlerInfo) -> None:
         self.program = program
@@ -128,12 +140,14 @@ class _Builder:
         self.edges += [(f"in:{p.name}", h.name, "data") for p in h.signature.params]
         self.edges.append((h.name, "return", "data"))
 
-    def flow(self, decl: ast.FlowDecl) -> None:
+    def flow(self, body: tuple[ast.Assign | ast.Return, ...]) -> None:
+        """The handler's inputs, then one step per statement of ``body`` (``name = expr``
+        or ``return expr``), with a step for each handler call nested in it."""
         self.inputs()
-        for st in decl.body:
+        for st in body:
             if isinstance(st, ast.Assign):
                 self.binders[st.name] = st.name
-        for st in decl.body:
+        for st in body:
             if isinstance(st, ast.Assign):
                 self.lower(st.value, st.name, root=st.name, guard=None, binds=st.name,
                            span=st.span)

@@ -16,10 +16,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ..check.program import CheckedModule, CheckedProgram, HandlerInfo, ModelInfo, Resolved
 from ..diagnostics import Span
+from ..kinds import registry
 from ..lang.values import conform
 from ..models.base import Backend, GenParams, Message, ModelError, Reply, Scored, ScriptError
 from ..syntax import ast
@@ -74,6 +75,15 @@ def declared_models(program: CheckedProgram) -> dict[str, dict[str, ModelInfo]]:
     return out
 
 
+class KindRun(Protocol):
+    """``kinds/<kind>/run.py``: how a handler of the kind runs."""
+
+    async def run(self, ctx: RunContext, h: HandlerInfo, inputs: dict[str, Any], step: Step) -> Any:
+        """Run ``h`` on validated ``inputs`` as trace step ``step``; returns its value
+        (validated against the return type by the caller).  Raises :class:`RunError`."""
+        ...
+
+
 @dataclass
 class SubStep:
     """A step opened with :meth:`RunContext.substep`; set ``output`` before it closes."""
@@ -104,7 +114,6 @@ class RunContext:
         self._samples: Counter[str] = Counter()
         self._handlers = program.all_handlers()
         self._plans: dict[str, Plan] = {}
-        self._statements: dict[str, tuple[dict[str, set[str]], list[str]]] = {}
         self._running = 0
         self._finished = 0
 
@@ -209,33 +218,11 @@ class RunContext:
                            handler=name) from None
 
     async def _dispatch(self, h: HandlerInfo, inputs: dict[str, Any], step: Step) -> Any:
-        if h.kind == "prompt":
-            from .prompt import run_prompt
-
-            return await run_prompt(self, h, inputs, step)
-        if h.kind == "tool":
-            from .tool import run_tool
-
-            async with self.limit:
-                return await run_tool(self, h, inputs, step)
-        if h.kind == "flow":
-            from .executor import run_flow
-
-            return await run_flow(self, h, inputs, step)
-        if h.kind == "decompose":
-            from .decompose import run_decompose
-
-            return await run_decompose(self, h, inputs, step)
-        if h.kind == "route":
-            from .route import run_route
-
-            return await run_route(self, h, inputs, step)
-        if h.kind == "sketch":
-            from .sketch import run_sketch
-
-            return await run_sketch(self, h, inputs, step)
-        raise RunError(f"{h.kind} handlers cannot run yet in this version of pflow "
-                       f"('{self.program.display_name(h.key)}')", span=h.decl.name_span)
+        found = registry.stage_module(h.kind, "run")
+        if found is None:
+            raise RunError(f"{h.kind} handlers cannot run yet in this version of pflow "
+                           f"('{self.program.display_name(h.key)}')", span=h.decl.name_span)
+        return await cast(KindRun, found).run(self, h, inputs, step)
 
     # ------------------------------------------------------------ models
 
@@ -250,17 +237,8 @@ class RunContext:
                 value = self.trace.scrub(value)
             setattr(step, name, value)
 
-    def statements_of(self, h: HandlerInfo) -> tuple[dict[str, set[str]], list[str]]:
-        """A flow's statement dependencies and order, folded from its plan once per run."""
-        folded = self._statements.get(h.key)
-        if folded is None:
-            from .executor import statement_graph
-
-            folded = self._statements[h.key] = statement_graph(self.plan_of(h))
-        return folded
-
     def plan_of(self, h: HandlerInfo) -> Plan:
-        """The (cached) plan of a flow."""
+        """The plan of handler ``h`` (built once per program, kept for this run)."""
         plan = self._plans.get(h.key)
         if plan is None:
             from ..plan import plan_for
@@ -295,7 +273,7 @@ class RunContext:
             async with self.limit, self.registry.model_limit(model_id):
                 return await call(backend, merged)
 
-        use_cache = self.cache is not None and h.details.get("cache", True)
+        use_cache = self.cache is not None and h.details.cache
         try:
             if use_cache:
                 assert self.cache is not None

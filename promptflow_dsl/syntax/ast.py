@@ -3,7 +3,9 @@
 The builder (:mod:`promptflow_dsl.syntax.builder`) produces these from the parse
 tree; later stages read them and never modify them.  Nothing here knows about
 Lark.  Clause-style bodies (``prompt { ... }``, ``hook { ... }``) are validated by
-the builder and stored as named, typed fields.
+the builder and stored as named, typed fields.  The declaration of each handler kind
+(``PromptDecl``, ``RouteDecl``...) is a :class:`HandlerDecl` defined in its kind's
+package, ``promptflow_dsl/kinds/<kind>/ast.py``.
 """
 
 from __future__ import annotations
@@ -283,37 +285,13 @@ class Param(Node):
 
 @dataclass(frozen=True)
 class HandlerDecl(Decl):
+    """A handler declaration; each kind subclasses it in ``kinds/<kind>/ast.py`` and sets
+    ``kind`` to its name."""
+
     params: tuple[Param, ...]
     returns: TypeExpr
 
     kind = "handler"
-
-
-@dataclass(frozen=True)
-class Message(Node):
-    role: str  # system | user | assistant
-    text: Str
-
-
-@dataclass(frozen=True)
-class PromptDecl(HandlerDecl):
-    messages: tuple[Message, ...]
-    model: Ref | None = None
-    settings: RecordExpr | None = None  # the `params { ... }` clause
-    demos: Str | None = None
-    retries: Int | None = None
-    hooks: tuple[Ref, ...] = ()
-    cache: Bool | None = None
-    short: bool = False
-
-    kind = "prompt"
-
-
-@dataclass(frozen=True)
-class ToolDecl(HandlerDecl):
-    target: Str  # "module:function" or "file_stem:function"
-
-    kind = "tool"
 
 
 @dataclass(frozen=True)
@@ -326,71 +304,6 @@ class Assign(Node):
 @dataclass(frozen=True)
 class Return(Node):
     value: Expr
-
-
-@dataclass(frozen=True)
-class FlowDecl(HandlerDecl):
-    body: tuple[Assign | Return, ...]
-
-    kind = "flow"
-
-
-@dataclass(frozen=True)
-class HandlerBinding(Node):
-    name: str  # the name the decomposer writes in `[name]`
-    target: Ref
-
-
-@dataclass(frozen=True)
-class DecomposeDecl(HandlerDecl):
-    handlers: tuple[HandlerBinding, ...]
-    prompt: Str | None  # plain string: a file path; text string: inline few-shot text
-    model: Ref | None = None
-    settings: RecordExpr | None = None
-    max_steps: Int | None = None
-    max_depth: Int | None = None
-
-    kind = "decompose"
-
-
-@dataclass(frozen=True)
-class Expert(Node):
-    name: str
-    name_span: Span
-    when: Expr | None = None
-    delegate: Ref | None = None
-    instruction: Str | None = None
-    demos: Str | None = None
-    model: Ref | None = None
-
-
-@dataclass(frozen=True)
-class AutoExperts(Node):
-    path: Str
-    max_k: Int
-
-
-@dataclass(frozen=True)
-class RouteDecl(HandlerDecl):
-    by: Name | None
-    experts: tuple[Expert, ...]
-    auto: AutoExperts | None = None
-    model: Ref | None = None
-    embed: Ref | None = None
-    settings: RecordExpr | None = None
-
-    kind = "route"
-
-
-@dataclass(frozen=True)
-class SketchDecl(HandlerDecl):
-    template: Str | None
-    decoder: Expr | None = None  # Name (sequential | interleaved) or Call (beam(n))
-    model: Ref | None = None
-    settings: RecordExpr | None = None
-    retries: Int | None = None
-
-    kind = "sketch"
 
 
 @dataclass(frozen=True)
@@ -498,5 +411,3 @@ class Module(Node):
     file: str
     decls: tuple[Decl, ...]
 
-
-HANDLER_KINDS = ("prompt", "tool", "flow", "decompose", "route", "sketch")

@@ -17,7 +17,7 @@ from lark import Token, Transformer_NonRecursive, v_args
 
 from ..diagnostics import Diagnostic, Span, error, warning
 from . import ast
-from .clauses import ClauseSet, apply_clauses
+from .clauses import Clause, ClauseSet, apply_clauses, has_clause
 from .strings import StringError, decode_plain, decode_raw, decode_text
 
 MAX_DEPTH = 100
@@ -27,14 +27,6 @@ class DepthExceeded(Exception):
     def __init__(self, span: Span) -> None:
         super().__init__("nested too deeply")
         self.span = span
-
-
-@dataclass(frozen=True)
-class Clause:
-    word: str
-    word_span: Span
-    value: ast.Expr
-    span: Span
 
 
 @dataclass(frozen=True)
@@ -393,116 +385,33 @@ class Builder(Transformer_NonRecursive):
         tok, value = children
         return Clause(str(tok.value), self._ts(tok), value, self._span(meta))
 
-    def _header(self, meta: Any, children: list[Any]) -> dict[str, Any]:
+    # ------------------------------------------------------------ for kinds/<kind>/clauses.py
+
+    def header(self, meta: Any, children: list[Any]) -> dict[str, Any]:
+        """The fields every handler declaration has: span, name, params, returns (the
+        first three children of its rule: NAME params type)."""
         tok, params, returns = children[0], children[1], children[2]
         return dict(span=self._span(meta), name=self._name(tok, "handler"), name_span=self._ts(tok),
                     params=tuple(params), returns=returns)
 
-    def _with_clauses(self, kind: str, decl_name: str, clauses: list[Any]) -> dict[str, Any]:
-        return apply_clauses(ClauseSet(kind, decl_name, clauses), self.diagnostics)
+    def clauses(self, kind: str, owner: str, clauses: list[Any]) -> dict[str, Any]:
+        """The AST fields of the clause body ``kind`` of ``owner`` (problems reported)."""
+        return apply_clauses(ClauseSet(kind, owner, clauses), self.diagnostics)
 
-    def prompt_block(self, meta: Any, children: list[Any]) -> ast.PromptDecl:
-        head = self._header(meta, children)
-        fields = self._with_clauses("prompt", head["name"], children[3:])
-        if not fields.get("messages"):
-            self._err(head["name_span"],
-                      f"prompt '{head['name']}' has no message: add a `user` (or `system`) clause")
-        return ast.PromptDecl(**head, **fields)
+    def span(self, meta: Any) -> Span:
+        return self._span(meta)
 
-    def prompt_short(self, meta: Any, children: list[Any]) -> ast.PromptDecl:
-        head = self._header(meta, children)
-        text: ast.Str = children[3]
-        return ast.PromptDecl(**head, messages=(ast.Message(text.span, "user", text),), short=True)
+    def token_span(self, tok: Token) -> Span:
+        return self._ts(tok)
 
-    def tool_decl(self, meta: Any, children: list[Any]) -> ast.ToolDecl:
-        head = self._header(meta, children)
-        target: ast.Str = children[3]
-        return ast.ToolDecl(**head, target=target)
-
-    def flow_decl(self, meta: Any, children: list[Any]) -> ast.FlowDecl:
-        head = self._header(meta, children)
-        return ast.FlowDecl(**head, body=tuple(children[3:]))
-
-    def decompose_decl(self, meta: Any, children: list[Any]) -> ast.DecomposeDecl:
-        head = self._header(meta, children)
-        fields = self._with_clauses("decompose", head["name"], children[3:])
-        for required in ("handlers", "prompt"):
-            if not _has_clause(children[3:], required):
-                self._err(head["name_span"],
-                          f"decompose '{head['name']}' needs a `{required}` clause")
-        fields.setdefault("handlers", ())
-        fields.setdefault("prompt", None)
-        return ast.DecomposeDecl(**head, **fields)
-
-    def expert_when(self, meta: Any, children: list[Any]) -> _Marker:
-        return _Marker("when", children[0])
-
-    def expert_delegate(self, meta: Any, children: list[Any]) -> _Marker:
-        return _Marker("delegate", children[0])
-
-    def expert_body(self, meta: Any, children: list[Any]) -> _Marker:
-        return _Marker("body", list(children), self._span(meta))
-
-    def expert(self, meta: Any, children: list[Any]) -> ast.Expert:
-        tok = children[0]
-        parts = {m.kind: m for m in children[1:]}
-        fields: dict[str, Any] = {}
-        if "body" in parts:
-            fields = self._with_clauses("expert", str(tok.value), parts["body"].value)
-        when = parts["when"].value if "when" in parts else None
-        if "when" in fields:  # `when` written in the body: the same rule as in the header
-            body_when = fields.pop("when")
-            if when is None:
-                when = body_when
-            else:
-                clause = next(c for c in parts["body"].value
-                              if isinstance(c, Clause) and c.word == "when")
-                self._err(clause.word_span, f"expert '{tok.value}' has `when` both after its name "
-                                            f"and in its body: keep one")
-        delegate = parts["delegate"].value if "delegate" in parts else None
-        if delegate is not None and "instruction" in fields:
-            self._err(fields["instruction"].span,
-                      f"expert '{tok.value}' delegates to a handler and cannot also have an instruction")
-        return ast.Expert(self._span(meta), str(tok.value), self._ts(tok), when, delegate, **fields)
-
-    def experts_auto(self, meta: Any, children: list[Any]) -> ast.AutoExperts:
-        path, k = children
-        return ast.AutoExperts(self._span(meta), path, ast.Int(self._ts(k), int(k.value)))
-
-    def route_decl(self, meta: Any, children: list[Any]) -> ast.RouteDecl:
-        head = self._header(meta, children)
-        items = children[3:]
-        experts = tuple(i for i in items if isinstance(i, ast.Expert))
-        autos = [i for i in items if isinstance(i, ast.AutoExperts)]
-        clauses = [i for i in items if isinstance(i, Clause)]
-        fields = self._with_clauses("route", head["name"], clauses)
-        for extra in autos[1:]:
-            self._err(extra.span, "duplicate `experts auto` clause")
-        if autos and experts:
-            self._err(autos[0].span, "a route has either `experts auto` or `expert` blocks, not both")
-        if not autos and not experts:
-            self._err(head["name_span"], f"route '{head['name']}' has no experts")
-        seen: dict[str, ast.Expert] = {}
-        for e in experts:
-            if e.name in seen:
-                self._err(e.name_span, f"duplicate expert '{e.name}'")
-            seen[e.name] = e
-        fields.setdefault("by", None)
-        return ast.RouteDecl(**head, experts=experts, auto=autos[0] if autos else None, **fields)
-
-    def sketch_decl(self, meta: Any, children: list[Any]) -> ast.SketchDecl:
-        head = self._header(meta, children)
-        fields = self._with_clauses("sketch", head["name"], children[3:])
-        if not _has_clause(children[3:], "template"):
-            self._err(head["name_span"], f"sketch '{head['name']}' needs a `template` clause")
-        fields.setdefault("template", None)
-        return ast.SketchDecl(**head, **fields)
+    def error(self, span: Span, msg: str) -> None:
+        self._err(span, msg)
 
     def hook_decl(self, meta: Any, children: list[Any]) -> ast.HookDecl:
         tok = children[0]
-        fields = self._with_clauses("hook", str(tok.value), children[1:])
+        fields = self.clauses("hook", str(tok.value), children[1:])
         for required in ("when", "run"):
-            if not _has_clause(children[1:], required):
+            if not has_clause(children[1:], required):
                 self._err(self._ts(tok), f"hook '{tok.value}' needs a `{required}` clause")
         return ast.HookDecl(self._span(meta), self._name(tok, "hook"), self._ts(tok),
                             trigger=fields.get("when"), condition=fields.get("if"),
@@ -614,16 +523,26 @@ class Builder(Transformer_NonRecursive):
                             runs[0].value if runs else None, tuple(metrics), tuple(thresholds))
 
 
-
-def _has_clause(items: list[Any], word: str) -> bool:
-    return any(isinstance(c, Clause) and c.word == word for c in items)
-
-
 KEYWORDS = frozenset("model type import as prompt tool flow decompose route sketch hook test "
                      "return for in if else and or not true false none mock expect try".split())
 
 
 THRESHOLD_OPS = (">=", ">", "<=", "<", "==")
+
+
+def _add_kind_rules() -> None:
+    """The grammar rules of each handler kind (``kinds/<kind>/clauses.py``) become
+    builder methods, called like the ones above; the kind names are reserved words."""
+    global KEYWORDS
+    from ..kinds import registry
+
+    for kind in registry.KINDS:
+        for rule, build in registry.syntax(kind).RULES.items():
+            setattr(Builder, rule, v_args(meta=True)(build))
+    KEYWORDS = KEYWORDS | frozenset(registry.KINDS)
+
+
+_add_kind_rules()
 
 
 def suggest(word: str, options: list[str] | tuple[str, ...]) -> str:

@@ -1,32 +1,48 @@
 """Validation of clause bodies (``word value`` pairs) into typed AST fields.
 
-The grammar parses every clause body the same way; this module knows, for each
-declaration kind, which clause words exist, what shape each value must have
+The grammar parses every clause body the same way; for each clause body (a
+declaration kind, or a part of one such as a route's ``expert``) a
+:data:`ClauseSpec` says which clause words exist, what shape each value must have
 (a string, an integer literal, a name, a call...) and which AST field it fills.
+The ``hook`` body is the language's own (below); each handler kind brings its own
+in ``kinds/<kind>/clauses.py``, found through the kinds registry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-from ..diagnostics import Diagnostic, error
+from ..diagnostics import Diagnostic, Span, error
 from . import ast
+
+
+@dataclass(frozen=True)
+class Clause:
+    word: str
+    word_span: Span
+    value: ast.Expr
+    span: Span
 
 
 @dataclass
 class ClauseSet:
-    kind: str  # prompt | decompose | route | expert | sketch | hook
+    kind: str  # the clause body: prompt | decompose | route | expert | sketch | hook
     owner: str  # the declaration's name, for messages
     clauses: list[Any]
 
 
-class _Bad(Exception):
-    pass
+def has_clause(items: list[Any], word: str) -> bool:
+    return any(isinstance(c, Clause) and c.word == word for c in items)
 
 
-def _as_ref(v: ast.Expr) -> ast.Ref:
+class Bad(Exception):
+    """A clause value of the wrong shape; the message says what was expected."""
+
+
+def as_ref(v: ast.Expr) -> ast.Ref:
     parts: list[str] = []
     node = v
     while isinstance(node, ast.Attr):
@@ -36,115 +52,108 @@ def _as_ref(v: ast.Expr) -> ast.Ref:
         parts.append(node.name)
         if len(parts) <= 2:
             return ast.Ref(v.span, tuple(reversed(parts)))
-    raise _Bad("expected a name (or alias.name)")
+    raise Bad("expected a name (or alias.name)")
 
 
-def _as_str(v: ast.Expr) -> ast.Str:
+def as_str(v: ast.Expr) -> ast.Str:
     if isinstance(v, ast.Str):
         return v
-    raise _Bad("expected a string")
+    raise Bad("expected a string")
 
 
-def _as_int(v: ast.Expr) -> ast.Int:
+def as_int(v: ast.Expr) -> ast.Int:
     if isinstance(v, ast.Int):
         return v
-    raise _Bad("expected an integer")
+    raise Bad("expected an integer")
 
 
-def _as_bool(v: ast.Expr) -> ast.Bool:
+def as_bool(v: ast.Expr) -> ast.Bool:
     if isinstance(v, ast.Bool):
         return v
-    raise _Bad("expected true or false")
+    raise Bad("expected true or false")
 
 
-def _as_name(v: ast.Expr) -> ast.Name:
+def as_name(v: ast.Expr) -> ast.Name:
     if isinstance(v, ast.Name):
         return v
-    raise _Bad("expected a word")
+    raise Bad("expected a word")
 
 
-def _as_record(v: ast.Expr) -> ast.RecordExpr:
+def as_record(v: ast.Expr) -> ast.RecordExpr:
     if isinstance(v, ast.RecordExpr):
         return v
-    raise _Bad("expected a record { key: value, ... }")
+    raise Bad("expected a record { key: value, ... }")
 
 
-def _as_refs(v: ast.Expr) -> tuple[ast.Ref, ...]:
+def as_refs(v: ast.Expr) -> tuple[ast.Ref, ...]:
     if isinstance(v, ast.ListExpr):
-        return tuple(_as_ref(i) for i in v.items)
-    raise _Bad("expected a list of names [a, b]")
+        return tuple(as_ref(i) for i in v.items)
+    raise Bad("expected a list of names [a, b]")
 
 
-def _as_bindings(v: ast.Expr) -> tuple[ast.HandlerBinding, ...]:
-    if isinstance(v, ast.RecordExpr):
-        return tuple(ast.HandlerBinding(e.span, e.key, _as_ref(e.value)) for e in v.entries)
-    if isinstance(v, ast.ListExpr):
-        out = []
-        for item in v.items:
-            ref = _as_ref(item)
-            out.append(ast.HandlerBinding(item.span, ref.parts[-1], ref))
-        return tuple(out)
-    raise _Bad("expected { name: handler, ... } or [handler, ...]")
-
-
-def _as_decoder(v: ast.Expr) -> ast.Expr:
-    if isinstance(v, ast.Name):
-        return v
-    if (isinstance(v, ast.Call) and isinstance(v.func, ast.Name) and len(v.args) == 1
-            and not v.kwargs and isinstance(v.args[0], ast.Int)):
-        return v
-    raise _Bad("expected sequential, interleaved or beam(N)")
-
-
-def _as_trigger(v: ast.Expr) -> ast.Expr:
+def as_trigger(v: ast.Expr) -> ast.Expr:
     if isinstance(v, (ast.Str, ast.Call)):
         return v
-    raise _Bad('expected a regular expression r"..." or a call of a handler returning bool')
+    raise Bad('expected a regular expression r"..." or a call of a handler returning bool')
 
 
-def _as_call(v: ast.Expr) -> ast.Call:
+def as_call(v: ast.Expr) -> ast.Call:
     if isinstance(v, ast.Call):
         return v
-    raise _Bad("expected a call, e.g. handler(arg=value)")
+    raise Bad("expected a call, e.g. handler(arg=value)")
 
 
-def _as_expr(v: ast.Expr) -> ast.Expr:
+def as_expr(v: ast.Expr) -> ast.Expr:
     return v
 
 
 Conv = Callable[[ast.Expr], Any]
 
-# clause word -> (AST field, converter)
-_COMMON: dict[str, tuple[str, Conv]] = {
-    "model": ("model", _as_ref),
-    "params": ("settings", _as_record),
+
+@dataclass(frozen=True)
+class Repeated:
+    """A clause that may be written more than once: each occurrence becomes
+    ``make(clause, value)``, appended to the tuple in ``field`` (the role messages
+    of a prompt); the field is ``()`` when none is written."""
+
+    field: str
+    conv: Conv
+    make: Callable[[Clause, Any], Any]
+
+
+# clause word -> (AST field, converter), or a Repeated clause
+ClauseSpec = Mapping[str, "tuple[str, Conv] | Repeated"]
+
+#: the clauses every model-calling kind takes
+COMMON: dict[str, tuple[str, Conv]] = {
+    "model": ("model", as_ref),
+    "params": ("settings", as_record),
 }
-SPECS: dict[str, dict[str, tuple[str, Conv]]] = {
-    "prompt": {**_COMMON, "system": ("messages", _as_str), "user": ("messages", _as_str),
-               "assistant": ("messages", _as_str), "demos": ("demos", _as_str),
-               "retries": ("retries", _as_int), "hooks": ("hooks", _as_refs),
-               "cache": ("cache", _as_bool)},
-    "decompose": {**_COMMON, "handlers": ("handlers", _as_bindings), "prompt": ("prompt", _as_str),
-                  "max_steps": ("max_steps", _as_int), "max_depth": ("max_depth", _as_int)},
-    "route": {**_COMMON, "by": ("by", _as_name), "embed": ("embed", _as_ref)},
-    "expert": {"instruction": ("instruction", _as_str), "demos": ("demos", _as_str),
-               "model": ("model", _as_ref), "when": ("when", _as_expr)},
-    "sketch": {**_COMMON, "decoder": ("decoder", _as_decoder), "template": ("template", _as_str),
-               "retries": ("retries", _as_int)},
-    "hook": {"when": ("when", _as_trigger), "if": ("if", _as_expr), "run": ("run", _as_call),
-             "action": ("action", _as_name), "max_fires": ("max_fires", _as_int)},
+HOOK: dict[str, tuple[str, Conv]] = {
+    "when": ("when", as_trigger), "if": ("if", as_expr), "run": ("run", as_call),
+    "action": ("action", as_name), "max_fires": ("max_fires", as_int),
 }
-_MESSAGE_ROLES = ("system", "user", "assistant")
+
+
+@cache
+def specs() -> dict[str, ClauseSpec]:
+    """Every clause body: ``hook`` and those of each handler kind."""
+    from ..kinds import registry
+
+    out: dict[str, ClauseSpec] = {"hook": HOOK}
+    for kind in registry.KINDS:
+        out.update(registry.syntax(kind).CLAUSES)
+    return out
 
 
 def apply_clauses(cs: ClauseSet, diagnostics: list[Diagnostic]) -> dict[str, Any]:
     """Turn a clause list into AST fields; problems are appended to ``diagnostics``."""
     from .builder import suggest
 
-    spec = SPECS[cs.kind]
+    spec = specs()[cs.kind]
     fields: dict[str, Any] = {}
     seen: dict[str, Any] = {}
-    messages: list[ast.Message] = []
+    repeated: dict[str, list[Any]] = {e.field: [] for e in spec.values() if isinstance(e, Repeated)}
     for cl in cs.clauses:
         if not hasattr(cl, "word"):  # an expert block where only clauses are allowed
             diagnostics.append(error(cl.span, f"unexpected block in {cs.kind} '{cs.owner}'"))
@@ -157,20 +166,19 @@ def apply_clauses(cs: ClauseSet, diagnostics: list[Diagnostic]) -> dict[str, Any
                 f"unknown clause '{cl.word}' in {cs.kind} '{cs.owner}'{suggest(cl.word, list(spec))}"
                 f" (expected one of: {words})"))
             continue
-        field, conv = entry
+        conv = entry.conv if isinstance(entry, Repeated) else entry[1]
         try:
             value = conv(cl.value)
-        except _Bad as bad:
+        except Bad as bad:
             diagnostics.append(error(cl.value.span, f"`{cl.word}` {bad}"))
             continue
-        if cl.word in _MESSAGE_ROLES:
-            messages.append(ast.Message(cl.span, cl.word, value))
+        if isinstance(entry, Repeated):
+            repeated[entry.field].append(entry.make(cl, value))
             continue
         if cl.word in seen:
             diagnostics.append(error(cl.word_span, f"duplicate `{cl.word}` clause in {cs.kind} '{cs.owner}'"))
             continue
         seen[cl.word] = cl
-        fields[field] = value
-    if cs.kind == "prompt":
-        fields["messages"] = tuple(messages)
+        fields[entry[0]] = value
+    fields.update({name: tuple(items) for name, items in repeated.items()})
     return fields

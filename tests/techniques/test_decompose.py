@@ -15,10 +15,7 @@ from corpus_paths import REPO, SHARED_EXAMPLES
 
 import promptflow_dsl as pf
 from promptflow_dsl import cli
-from promptflow_dsl.models.scripted import ScriptedBackend
-from promptflow_dsl.runtime import RunConfig, RunFailed
-from promptflow_dsl.runtime.cache import CacheMode
-from promptflow_dsl.runtime.decompose_ops import (
+from promptflow_dsl.kinds.decompose.ops import (
     OPS,
     LineError,
     build_prefix,
@@ -30,6 +27,9 @@ from promptflow_dsl.runtime.decompose_ops import (
     substitute_item,
     truthy,
 )
+from promptflow_dsl.models.scripted import ScriptedBackend
+from promptflow_dsl.runtime import RunConfig, RunFailed
+from promptflow_dsl.runtime.cache import CacheMode
 from promptflow_dsl.runtime.errors import RunError
 from promptflow_dsl.runtime.trace import render_trace_tree
 from promptflow_dsl.testing.harness import Harness
@@ -311,12 +311,12 @@ test "the inline one-line prompt runs" {
 ''')
     program = pf.load(tmp_path / "w.pflow")
     inline = program.handler("inline").details
-    assert inline["fewshot"] == 'QC: Shout a.\nQS: [up] a\nA: "A"\nQS: [EOQ]'
-    assert "prompt_path" not in inline
+    assert inline.fewshot == 'QC: Shout a.\nQS: [up] a\nA: "A"\nQS: [EOQ]'
+    assert inline.prompt_path is None
     for name in ("from_file", "raw_file"):
         details = program.handler(name).details
-        assert details["fewshot"] == "QC: from a file\nQS: [EOQ]\n"
-        assert details["prompt_path"] == str((tmp_path / "fewshot.txt").resolve())
+        assert details.fewshot == "QC: from a file\nQS: [EOQ]\n"
+        assert details.prompt_path == str((tmp_path / "fewshot.txt").resolve())
     h = harness(program, ["[up] b", "[EOQ]"])
     assert h.run("inline", question="Shout b.") == "B"
     [first, _] = h.model_calls("default")

@@ -19,6 +19,9 @@ import pytest
 from corpus_paths import REPO, SHARED_EXAMPLES
 
 import promptflow_dsl as pf
+from promptflow_dsl.kinds.prompt import triggers as ht
+from promptflow_dsl.kinds.prompt.continuation import CHATML_END, CONTINUE_REQUEST, chatml
+from promptflow_dsl.kinds.prompt.hooks import HOOK_BUDGET
 from promptflow_dsl.models.base import (
     Capabilities,
     GenParams,
@@ -30,10 +33,7 @@ from promptflow_dsl.models.base import (
 )
 from promptflow_dsl.models.emulate import whitespace_chunks
 from promptflow_dsl.runtime import RunConfig, RunFailed
-from promptflow_dsl.runtime import hooks_triggers as ht
 from promptflow_dsl.runtime.cache import CacheMode, ResponseCache
-from promptflow_dsl.runtime.hooks import HOOK_BUDGET
-from promptflow_dsl.runtime.hooks_continue import CHATML_END, CONTINUE_REQUEST, chatml
 from promptflow_dsl.testing.harness import Harness
 from promptflow_dsl.testing.runner import run_test
 

@@ -16,16 +16,16 @@ from corpus_paths import REPO, SHARED_EXAMPLES
 
 import promptflow_dsl as pf
 from promptflow_dsl import cli
+from promptflow_dsl.kinds.route import kmeans
+from promptflow_dsl.kinds.route import prepare as prepare_mod
+from promptflow_dsl.kinds.route.cache import EmbeddingCache, clear_memory
+from promptflow_dsl.kinds.route.embedders import OfflineEmbedder, features, tokens
+from promptflow_dsl.kinds.route.prepare import Centroids
+from promptflow_dsl.kinds.route.run import prepared_route
 from promptflow_dsl.models.base import Capabilities
 from promptflow_dsl.models.scripted import ScriptedBackend
-from promptflow_dsl.routing import kmeans
-from promptflow_dsl.routing import prepare as prepare_mod
-from promptflow_dsl.routing.cache import EmbeddingCache, clear_memory
-from promptflow_dsl.routing.embedders import OfflineEmbedder, features, tokens
-from promptflow_dsl.routing.prepare import Centroids
 from promptflow_dsl.runtime import RunConfig, RunFailed
 from promptflow_dsl.runtime.cache import CacheMode
-from promptflow_dsl.runtime.route import prepared_route
 from promptflow_dsl.runtime.session import open_context
 from promptflow_dsl.testing.harness import Harness
 
@@ -346,7 +346,7 @@ def test_automatic_experts_run_and_are_cached(project, monkeypatch):
     auto_project(project)
     program = load(project, AUTO)
     h = program.handler("answer")
-    assert h.details["auto"]["rows"] == 12 and len(h.details["auto"]["demos"]) == 12
+    assert h.details.auto.rows == 12 and len(h.details.auto.demos) == 12
     calls = []
     real = kmeans.assign
 
@@ -539,8 +539,8 @@ def opt_project(project: Path) -> Path:
 
 
 def test_optimizer_keeps_the_best_instruction_per_region(project):
-    from promptflow_dsl.routing.emit import write_optimized
-    from promptflow_dsl.routing.optimizer import BudgetedContext, Options, optimize
+    from promptflow_dsl.kinds.route.emit import write_optimized
+    from promptflow_dsl.kinds.route.optimizer import BudgetedContext, Options, optimize
 
     opt_project(project)
     program = load(project, OPT)
@@ -576,11 +576,11 @@ def test_optimizer_keeps_the_best_instruction_per_region(project):
     assert 'instruction "Add the two numbers."' in text and 'demos "solve.opt.add.jsonl"' in text
     assert "expert other -> general" in text and "score 0.00 -> 1.00" in text
     again = pf.load(paths[0])  # the written file checks
-    assert again.handler("solve").details["experts"]["add"]["instruction"] == "Add the two numbers."
+    assert again.handler("solve").details.experts["add"].instruction == "Add the two numbers."
 
 
 def test_optimizer_budget_stops_the_search(project):
-    from promptflow_dsl.routing.optimizer import BudgetedContext, Options, optimize
+    from promptflow_dsl.kinds.route.optimizer import BudgetedContext, Options, optimize
 
     opt_project(project)
     program = load(project, OPT)
@@ -634,7 +634,7 @@ def test_progress_line():
 
 
 def test_optimizer_matching():
-    from promptflow_dsl.routing.optimizer import clean_instruction, matches
+    from promptflow_dsl.kinds.route.optimizer import clean_instruction, matches
 
     assert matches("Paris.", "paris", "exact") and not matches("Paris, France", "paris", "exact")
     assert matches("It is Paris, France", "paris", "contains")
@@ -645,8 +645,8 @@ def test_optimizer_matching():
 def test_checker_records_route_facts(project):
     program = load(project, EMBED_ROUTE.format(extra="", embed=""))
     d = program.handler("answer").details
-    assert d["by"] == "embedding" and d["retries"] == 2
-    assert d["experts"]["arithmetic"]["demos"][0] == {"input": MATH[0][0], "output": "42"}
+    assert d.by == "embedding" and d.retries == 2
+    assert d.experts["arithmetic"].demos[0] == {"input": MATH[0][0], "output": "42"}
 
 
 

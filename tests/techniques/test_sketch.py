@@ -19,13 +19,13 @@ from hypothesis import strategies as st
 import promptflow_dsl as pf
 from promptflow_dsl import cli
 from promptflow_dsl.check.capabilities import ModelCaps, static_capabilities
+from promptflow_dsl.kinds.sketch.run import HoleSpec, clean_chat_reply, literal_stop, parse_value
 from promptflow_dsl.lang.decoding import decoder_plan, hole_method
 from promptflow_dsl.lang.grammars import Unsupported, free_text_grammar, hole_grammar, regex_to_gbnf
 from promptflow_dsl.lang.holes import Hole
 from promptflow_dsl.models.scripted import ScriptedBackend
 from promptflow_dsl.runtime import RunConfig, RunFailed
 from promptflow_dsl.runtime.cache import CacheMode
-from promptflow_dsl.runtime.sketch import HoleSpec, clean_chat_reply, literal_stop, parse_value
 from promptflow_dsl.runtime.trace import render_trace_tree
 from promptflow_dsl.testing.harness import Harness
 

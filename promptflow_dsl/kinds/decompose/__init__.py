@@ -1,0 +1,2 @@
+"""The ``decompose`` handler kind: Decomposed Prompting (see
+docs/techniques/decompose.md).  Nothing is imported here."""

@@ -1,0 +1,27 @@
+"""What the checker records about a ``decompose`` (check stage)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from ...check.program import Details
+
+DEFAULT_MAX_STEPS = 10
+DEFAULT_MAX_DEPTH = 8
+
+
+@dataclass(frozen=True, kw_only=True)
+class DecomposeDetails(Details):
+    model: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    handlers: dict[str, str] = field(default_factory=dict)  # name written in [name] -> handler key
+    fewshot: str | None = None  # the few-shot text (inline, or read from the prompt file)
+    prompt_path: str | None = None  # the prompt file, when the few-shot text came from one
+    max_steps: int = DEFAULT_MAX_STEPS
+    max_depth: int = DEFAULT_MAX_DEPTH
+
+    may_recurse: ClassVar[bool] = True  # bounded by max_depth
+
+    def edges(self) -> tuple[tuple[str, str], ...]:
+        return tuple((k, "may_call") for k in self.handlers.values())

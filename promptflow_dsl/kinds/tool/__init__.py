@@ -1,0 +1,1 @@
+"""The ``tool`` handler kind: a Python function.  Nothing is imported here."""
