@@ -34,7 +34,7 @@ from ...runtime.cache import CacheMode
 if TYPE_CHECKING:  # pragma: no cover
     from .embedders import Embedder
 
-log = logging.getLogger("promptflow_dsl.routing")
+log = logging.getLogger("promptflow_dsl.kinds.route")
 
 MEMORY_LIMIT = 50_000
 _memory: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
