@@ -16,6 +16,7 @@ from typing import Any
 from lark import Token, Transformer_NonRecursive, v_args
 
 from ..diagnostics import Diagnostic, Span, error, warning
+from ..kinds import registry
 from . import ast
 from .clauses import Clause, ClauseSet, apply_clauses, has_clause
 from .strings import StringError, decode_plain, decode_raw, decode_text
@@ -523,8 +524,9 @@ class Builder(Transformer_NonRecursive):
                             runs[0].value if runs else None, tuple(metrics), tuple(thresholds))
 
 
-KEYWORDS = frozenset("model type import as prompt tool flow decompose route sketch hook test "
-                     "return for in if else and or not true false none mock expect try".split())
+#: reserved words: these and the name of every handler kind
+KEYWORDS = frozenset("model type import as hook test return for in if else and or not true "
+                     "false none mock expect try".split()) | frozenset(registry.KINDS)
 
 
 THRESHOLD_OPS = (">=", ">", "<=", "<", "==")
@@ -532,14 +534,10 @@ THRESHOLD_OPS = (">=", ">", "<=", "<", "==")
 
 def _add_kind_rules() -> None:
     """The grammar rules of each handler kind (``kinds/<kind>/clauses.py``) become
-    builder methods, called like the ones above; the kind names are reserved words."""
-    global KEYWORDS
-    from ..kinds import registry
-
+    builder methods, called like the ones above."""
     for kind in registry.KINDS:
         for rule, build in registry.syntax(kind).RULES.items():
             setattr(Builder, rule, v_args(meta=True)(build))
-    KEYWORDS = KEYWORDS | frozenset(registry.KINDS)
 
 
 _add_kind_rules()

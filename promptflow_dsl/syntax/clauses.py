@@ -16,6 +16,7 @@ from functools import cache
 from typing import Any
 
 from ..diagnostics import Diagnostic, Span, error
+from ..kinds import registry
 from . import ast
 
 
@@ -138,8 +139,6 @@ HOOK: dict[str, tuple[str, Conv]] = {
 @cache
 def specs() -> dict[str, ClauseSpec]:
     """Every clause body: ``hook`` and those of each handler kind."""
-    from ..kinds import registry
-
     out: dict[str, ClauseSpec] = {"hook": HOOK}
     for kind in registry.KINDS:
         out.update(registry.syntax(kind).CLAUSES)

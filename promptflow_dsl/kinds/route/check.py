@@ -1,6 +1,6 @@
 """The rules of ``route`` (check stage): one string parameter, a known router, each
-expert's ``when`` / delegate / instruction / demos as the router needs them,
-``experts auto`` (check stage)."""
+expert's ``when`` / delegate / instruction / demos as the router needs them, and
+``experts auto``."""
 
 from __future__ import annotations
 
