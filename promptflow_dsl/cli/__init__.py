@@ -1,7 +1,7 @@
 """The ``pflow`` command line: a thin layer over the library.
 
-One module per command (``check``, ``graph``, ``run``, ``cache``, ``test``,
-``trace``, ``optimize``, ``route``), each with ``add_parser(sub)`` and its
+One module per command (``check``, ``graph``, ``run``, ``evals`` for ``eval``,
+``cache``, ``test``, ``trace``, ``optimize``, ``route``), each with ``add_parser(sub)`` and its
 ``cmd_*`` function; ``common`` holds what they share.  Command modules import
 the stages they need inside their functions, so ``pflow check`` never loads the
 planner, the runtime or a model library.
@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from . import cache, check, graph, optimize, route, run, test, trace
+from . import cache, check, evals, graph, optimize, route, run, test, trace
 from .common import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, Parser, UsageError
 
 __all__ = ["main", "entry", "build_parser"]
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
                       "command line, 70 internal error.")
     p.add_argument("--version", action="version", version=f"pflow {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for command in (check, graph, run, cache, test, trace, optimize, route):
+    for command in (check, graph, run, evals, cache, test, trace, optimize, route):
         command.add_parser(sub)
     return p
 
@@ -41,6 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)  # for resume commands
         if not getattr(args, "func", None):
             parser.print_help()
             return EXIT_USAGE

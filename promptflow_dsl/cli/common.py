@@ -82,6 +82,18 @@ def load_or_report(args: argparse.Namespace) -> Program | None:
         return None
 
 
+def load_and_warn(args: argparse.Namespace) -> Program | None:
+    """:func:`load_or_report`, then the program's warnings on stderr: printed with ``-v``,
+    else counted in one line unless ``-q`` (``pflow run``, ``pflow eval``)."""
+    program = load_or_report(args)
+    if program is not None:
+        if args.verbose:
+            print_diagnostics(program.warnings, program.sources)
+        elif not args.quiet:
+            warnings_hint(len(program.warnings), args.file)
+    return program
+
+
 def rel(path: Path) -> str:
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))

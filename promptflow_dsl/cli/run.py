@@ -15,11 +15,9 @@ from .common import (
     EXIT_USAGE,
     UsageError,
     color,
-    load_or_report,
+    load_and_warn,
     parse_models,
-    print_diagnostics,
     rel,
-    warnings_hint,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -79,13 +77,13 @@ def parse_inputs(program: CheckedProgram, handler: str, pairs: list[str], blob: 
     return inputs
 
 
-def run_config(args: argparse.Namespace) -> RunConfig:
+def run_config(args: argparse.Namespace, label: str = "pflow run") -> RunConfig:
     from ..runtime import RunConfig
     from ..runtime.cache import CacheMode
 
-    models = parse_models(args.model, "pflow run")
+    models = parse_models(args.model, label)
     if args.concurrency < 1:
-        raise UsageError("pflow run: --concurrency must be at least 1")
+        raise UsageError(f"{label}: --concurrency must be at least 1")
     mode = CacheMode.OFF if args.no_cache else (CacheMode.REFRESH if args.refresh else
                                                 CacheMode.DEFAULT)
     return RunConfig(models=models, concurrency=args.concurrency, cache=mode,
@@ -129,16 +127,16 @@ def show_value(value: object, as_json: bool) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    program = load_or_report(args)
+    program = load_and_warn(args)
     if program is None:
         return EXIT_USAGE
-    if args.verbose:
-        print_diagnostics(program.warnings, program.sources)
-    elif not args.quiet:
-        warnings_hint(len(program.warnings), args.file)
     from ..runtime import InputError, RunFailed, run
+    from .data import check_run_data_args, cmd_run_data
 
+    check_run_data_args(args)
     handler = pick_handler(program, args.handler)
+    if args.data is not None:
+        return cmd_run_data(args, program, handler, run_config(args))
     inputs = parse_inputs(program, handler, args.input or [], args.input_json)
     config = run_config(args)
     if not args.quiet and sys.stderr.isatty():
@@ -167,6 +165,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: Any) -> None:
+    from .data import add_model_options, add_row_options
+
     r = sub.add_parser("run", help="run a handler against its models and print the result",
                        description="Run HANDLER of FILE (the only handler, or `main`, when not "
                                    "named) and print its result: text for str, else JSON. Model "
@@ -178,19 +178,19 @@ def add_parser(sub: Any) -> None:
                    help="an input; text parameters take VALUE as written, others as JSON; "
                         "NAME=@PATH reads the value from a file")
     r.add_argument("--input-json", metavar="JSON", help="all inputs as one JSON object")
-    r.add_argument("-m", "--model", action="append", metavar="ID|NAME=ID",
-                   help="use model ID for `default` (ID) or for model NAME (NAME=ID)")
-    r.add_argument("--concurrency", type=int, default=64, metavar="N",
-                   help="most model and tool calls in flight at once (default 64)")
-    r.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
-    r.add_argument("--refresh", action="store_true", help="call the models again and overwrite "
-                                                          "the cached replies")
-    r.add_argument("--trace-dir", metavar="DIR", help="where to write the trace")
-    r.add_argument("--no-trace", action="store_true", help="do not write a trace")
+    add_model_options(r, concurrency="most model and tool calls in flight at once (default 64)",
+                      trace_dir="where to write the trace", no_trace="do not write a trace")
     r.add_argument("--json", action="store_true", help="print the result as JSON even if text")
     r.add_argument("-q", "--quiet", action="store_true", help="no summary or warning count on "
                                                               "stderr")
     r.add_argument("-v", "--verbose", action="store_true", help="print check warnings (not just "
                                                                 "their count)")
     r.add_argument("--allow-path", action="append", default=[], metavar="DIR")
+    d = r.add_argument_group("datasets", "run HANDLER once per row of a dataset (columns "
+                                         "bind parameters by name) into a results file")
+    d.add_argument("--data", metavar="PATH", help="a JSONL or CSV dataset: one call per row")
+    d.add_argument("--out", metavar="PATH", help="the results file (JSONL, one line per row)")
+    d.add_argument("--resume", action="store_true",
+                   help="continue an existing --out: run only the rows it has no line for")
+    add_row_options(d)
     r.set_defaults(func=cmd_run)

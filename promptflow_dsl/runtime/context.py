@@ -409,6 +409,23 @@ class RunContext:
             return self.hook_fires[res.target]
         return self.routed.get(res.target)
 
+    def fork(self, trace: TraceRecorder) -> RunContext:
+        """A context for another top-level call (a dataset row) that shares this one's
+        services — the model registry, the response cache, the global and per-model
+        limits, the folded plans — but records into ``trace`` and keeps its own counters
+        and sample indices, as if the call were a run of its own. Close only the
+        original (:meth:`aclose`), never a fork. Never raises."""
+        import copy
+
+        ctx = copy.copy(self)
+        ctx.trace = trace
+        ctx.calls = Counter()
+        ctx.routed = {}
+        ctx.hook_fires = Counter()
+        ctx._samples = Counter()
+        ctx._running = ctx._finished = 0
+        return ctx
+
     async def aclose(self) -> None:
         await self.registry.aclose()
         if self.cache is not None:

@@ -279,13 +279,15 @@ class TraceRecorder:
     """Collects the steps of one run.  Safe to use from several tasks and threads."""
 
     def __init__(self, program: str = "", entry: str = "", inputs: Mapping[str, Any] | None = None,
-                 *, run_id: str | None = None) -> None:
+                 *, run_id: str | None = None, secrets: tuple[str, ...] | None = None) -> None:
+        """``secrets`` are the values to mask (default: :func:`env_secrets`, read now);
+        a caller making many recorders reads them once and passes them on."""
         self.started_at = dt.datetime.now(dt.UTC)
         self.run_id = run_id or new_run_id(self.started_at)
         self.program = program
         self.entry = entry
         self.inputs: dict[str, Any] = dict(inputs or {})
-        self._secrets = env_secrets()
+        self._secrets = env_secrets() if secrets is None else secrets
         self._lock = threading.Lock()
         self._steps: list[Step] = []
         self._by_id: dict[str, Step] = {}
@@ -397,24 +399,33 @@ def default_trace_dir(project_root: Path) -> Path:
     return Path(project_root) / ".pflow-cache" / "traces"
 
 
-def write_trace(trace: Trace, directory: str | os.PathLike[str]) -> Path:
+def write_trace(trace: Trace, directory: str | os.PathLike[str], *,
+                durable: bool = True) -> Path:
     """Write ``<directory>/<run_id>.json`` atomically (temp file in the same folder,
     fsync, ``os.replace``): a crash never leaves a half-written trace.  The trace is
-    scrubbed once more on the way out."""
+    scrubbed once more on the way out.
+
+    ``durable=False`` is for many small traces (one per dataset row): no ``fsync``, no
+    second scrub (the recorder scrubbed every value it took, and ``to_trace`` the rest)
+    and compact JSON; a reader still never sees half a trace."""
     if not RUN_ID_RE.match(trace.run_id) and not re.fullmatch(r"[\w.-]+", trace.run_id):
         raise ValueError(f"run id {trace.run_id!r} is not a safe file name")
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
-    clean = Trace.model_validate(scrub(trace.model_dump(mode="json")))
-    data = clean.model_dump_json(indent=2).encode("utf-8")
+    if durable:
+        clean = Trace.model_validate(scrub(trace.model_dump(mode="json")))
+        data = clean.model_dump_json(indent=2).encode("utf-8")
+    else:
+        data = trace.model_dump_json().encode("utf-8")
     target = folder / f"{trace.run_id}.json"
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{trace.run_id}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.write(b"\n")
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, target)
     except BaseException:
         try:
@@ -422,7 +433,8 @@ def write_trace(trace: Trace, directory: str | os.PathLike[str]) -> Path:
         except OSError:
             pass
         raise
-    _fsync_dir(folder)
+    if durable:
+        _fsync_dir(folder)
     return target
 
 

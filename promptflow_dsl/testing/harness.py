@@ -83,6 +83,23 @@ class Harness:
         finally:
             await self._run.ctx.registry.aclose()
 
+    def evaluate(self, name: str) -> dict[str, Any]:
+        """Run the eval ``name`` under the mocks set so far, as ``evaluate(NAME)`` does in a
+        test block: ``{"rows": N, "failed": N, "metrics": {NAME: mean or None}}``.
+
+        Raises ``KeyError`` for an unknown eval and :class:`RunError` when a mocked model
+        refuses a call.
+        """
+        return run_sync(self.aevaluate(name))
+
+    async def aevaluate(self, name: str) -> dict[str, Any]:
+        """:meth:`evaluate` for async code."""
+        info = self.program.eval(name)
+        try:
+            return await self._run.evaluate(info.key)
+        finally:
+            await self._run.ctx.registry.aclose()
+
     def calls(self, handler: str) -> int:
         """How many times ``handler`` was called (a retried prompt counts once)."""
         return self._run.ctx.calls[self.program.handler(handler).key]

@@ -100,7 +100,7 @@ class TestRun:
             self.config.wrap = self._record
         self.ctx = RunContext(program, self.config, TraceRecorder(test.module_key, test.name),
                               None)
-        self.evaluator = Evaluator(self.ctx, self.module)
+        self.evaluator: Evaluator = _TestEvaluator(self)
         self.env: dict[str, Any] = {}
 
     def _intercept(self, name: str, model_id: str) -> Backend | None:
@@ -142,6 +142,43 @@ class TestRun:
     async def run(self) -> None:
         for st in self.test.decl.body:
             await self.statement(st)
+
+    async def evaluate(self, key: str) -> dict[str, Any]:
+        """``evaluate(NAME)``: every row of the eval with key ``key`` run in this test
+        (its mocks, its counters, sequentially, no run folder, no trace file), as
+        ``{rows, failed, metrics: {NAME: mean or none}}``. A row whose ``run`` fails, or
+        that does not fit the row type, counts as failed; a metric that fails is not
+        scored. Raises :class:`RunError` when a mocked model refuses a call (the test's
+        own mistake), which fails the test."""
+        from ..datasets.rows import iter_row_items
+        from ..runtime.errors import ScriptRefused
+        from ..runtime.rows import eval_row
+
+        info = self.program.all_evals()[key]
+        rows = failed = 0
+        sums: dict[str, float] = {m.name: 0.0 for m in info.metrics}
+        scored: dict[str, int] = {m.name: 0 for m in info.metrics}
+        for _line, row in iter_row_items(info.data):
+            if row is None:
+                continue
+            rows += 1
+            if not isinstance(row, dict):  # a DatasetError: a row that cannot be read
+                failed += 1
+                continue
+            try:
+                got = await eval_row(self.ctx, info, row)
+            except ScriptRefused:
+                raise
+            except RunError:
+                failed += 1
+                continue
+            for name, value in got.metrics.items():
+                if value is not None:
+                    sums[name] += float(value)
+                    scored[name] += 1
+        metrics = {name: (sums[name] / scored[name] if scored[name] else None)
+                   for name in sums}
+        return {"rows": rows, "failed": failed, "metrics": metrics}
 
     async def value(self, e: ast.Expr) -> Any:
         try:
@@ -197,6 +234,20 @@ class TestRun:
             return
         raise _Failed(st.span, f"expect error failed: the call returned {show_value(got)} "
                                f"instead of failing")
+
+
+class _TestEvaluator(Evaluator):
+    """The evaluator of a test block: ``evaluate(NAME)`` runs the eval in the test."""
+
+    def __init__(self, run: TestRun) -> None:
+        super().__init__(run.ctx, run.module)
+        self.run = run
+
+    async def _Call(self, e: ast.Call, env: dict[str, Any]) -> Any:
+        res = self.module.resolutions.get(e.span)
+        if res is not None and res.kind == "eval":
+            return await self.run.evaluate(res.target)
+        return await super()._Call(e, env)
 
 
 async def run_test_async(program: CheckedProgram, test: TestInfo, *,

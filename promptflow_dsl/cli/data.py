@@ -1,0 +1,225 @@
+"""What ``pflow run --data`` and ``pflow eval`` share: the dataset options (rows,
+``--map``, errors, resume), their checks, the progress display, and ``pflow run FILE
+HANDLER --data PATH --out PATH`` itself."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING, Any
+
+from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, rel
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..datasets import DatasetRun
+    from ..datasets.programs import DataOptions
+    from ..program import Program
+    from ..runtime import RunConfig
+
+EXIT_INTERRUPTED = 130
+FAILURES_SHOWN = 3
+
+
+def add_model_options(p: Any, *, concurrency: str, trace_dir: str, no_trace: str) -> None:
+    """``--model``, ``--concurrency``, ``--no-cache``, ``--refresh``, ``--trace-dir`` and
+    ``--no-trace``, as ``pflow run`` and ``pflow eval`` take them."""
+    p.add_argument("-m", "--model", action="append", metavar="ID|NAME=ID",
+                   help="use model ID for `default` (ID) or for model NAME (NAME=ID)")
+    p.add_argument("--concurrency", type=int, default=64, metavar="N", help=concurrency)
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    p.add_argument("--refresh", action="store_true", help="call the models again and overwrite "
+                                                          "the cached replies")
+    p.add_argument("--trace-dir", metavar="DIR", help=trace_dir)
+    p.add_argument("--no-trace", action="store_true", help=no_trace)
+
+
+def add_row_options(p: Any, *, mapping: bool = True,
+                    force: str = "overwrite an existing --out") -> None:
+    """The options on the rows of a dataset run, for ``pflow run`` and ``pflow eval``
+    (whose ``data ... as TYPE`` names the columns itself: no ``--map``)."""
+    if mapping:
+        p.add_argument("--map", action="append", default=[], metavar="PARAM=COLUMN",
+                       help="bind PARAM from COLUMN instead of the column of its own name "
+                            "(repeatable)")
+    p.add_argument("--limit", type=int, metavar="N", help="only the first N rows")
+    p.add_argument("--sample", type=int, metavar="N",
+                   help="N rows drawn at random (reservoir sampling; see --seed)")
+    p.add_argument("--seed", type=int, default=0, metavar="S",
+                   help="the seed of --sample (default 0): the same seed, the same rows")
+    p.add_argument("--max-errors", type=int, metavar="N",
+                   help="start no new row after N rows failed")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="with --resume: run the failed rows again too")
+    p.add_argument("--force", action="store_true", help=force)
+
+
+def data_options(args: argparse.Namespace, label: str, *, resume: Any,
+                 concurrency: int) -> DataOptions:
+    """The :class:`DataOptions` of the command line. Raises :class:`UsageError`."""
+    from ..datasets import Selection, make_progress
+    from ..datasets.programs import DataOptions
+    from ..datasets.rows import parse_mapping
+
+    for name in ("limit", "sample"):
+        value = getattr(args, name)
+        if value is not None and value < 0:
+            raise UsageError(f"{label}: --{name} must be at least 0")
+    if args.limit is not None and args.sample is not None:
+        raise UsageError(f"{label}: --limit and --sample cannot be used together")
+    if args.max_errors is not None and args.max_errors < 1:
+        raise UsageError(f"{label}: --max-errors must be at least 1")
+    if args.retry_failed and not resume:
+        raise UsageError(f"{label}: --retry-failed goes with --resume")
+    try:
+        mapping = parse_mapping(getattr(args, "map", None) or [])
+    except ValueError as exc:
+        raise UsageError(f"{label}: {exc}") from None
+    progress = None if args.quiet else make_progress(sys.stderr, prefix="pflow")
+    return DataOptions(selection=Selection(limit=args.limit, sample=args.sample, seed=args.seed),
+                       mapping=mapping, concurrency=concurrency, max_errors=args.max_errors,
+                       resume=resume, retry_failed=args.retry_failed, force=args.force,
+                       progress=progress, args=list(getattr(args, "argv", None) or []),
+                       handle_sigint=True)
+
+
+def count(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def money(cost: float | None) -> str:
+    if cost is None:
+        return "cost unknown"
+    return f"${cost:.4f}" if cost < 1 else f"${cost:,.2f}"
+
+
+def rows_line(summary: dict[str, Any]) -> str:
+    """``12 rows: 11 ok, 1 failed · 3.21 s · 1,234 tokens · $0.0012``."""
+    rows = summary.get("rows") or {}
+    parts = [f"{count(rows.get('total', 0), 'row')}: {rows.get('ok', 0):,} ok, "
+             f"{rows.get('failed', 0):,} failed"]
+    if rows.get("pending"):
+        parts[0] += f", {rows['pending']:,} not run"
+    parts.append(f"{summary.get('wall_time', 0.0):.2f} s")
+    parts.append(count(int(summary.get("tokens") or 0), "token"))
+    parts.append(money(summary.get("cost")))
+    return " · ".join(parts)
+
+
+class FailureNotes:
+    """Wraps a row function to keep the errors of the first few failed rows."""
+
+    def __init__(self, run_row: Any) -> None:
+        self.run_row = run_row
+        self.failures: list[tuple[int, str]] = []
+
+    async def __call__(self, line: int, row: Any) -> Any:
+        outcome = await self.run_row(line, row)
+        if outcome.status == "failed" and len(self.failures) < FAILURES_SHOWN:
+            self.failures.append((line, str(outcome.error or "failed")))
+        return outcome
+
+    def show(self, label: str) -> None:
+        for line, text in self.failures:
+            first, _, rest = text.partition("\n")
+            print(f"{label}: row {line} failed: {first}", file=sys.stderr)
+
+
+def finish_status(run: DatasetRun) -> str:
+    """``interrupted``, ``stopped`` (``--max-errors``) or ``complete``."""
+    return str(run.result.status)
+
+
+def print_resume(run: DatasetRun) -> None:
+    if run.resume_command:
+        print(f"resume with: {run.resume_command}", file=sys.stderr)
+
+
+# ------------------------------------------------------------------ pflow run --data
+
+def check_run_data_args(args: argparse.Namespace) -> None:
+    """The command-line checks of ``pflow run --data``. Raises :class:`UsageError`."""
+    label = "pflow run"
+    if args.data is None:
+        for name in ("out", "limit", "sample", "max_errors"):
+            if getattr(args, name) is not None:
+                raise UsageError(f"{label}: --{name.replace('_', '-')} goes with --data")
+        if args.map or args.resume or args.retry_failed or args.force:
+            raise UsageError(f"{label}: --map, --resume, --retry-failed and --force go "
+                             "with --data")
+        return
+    if args.out is None:
+        raise UsageError(f"{label}: --data needs --out PATH (where each row's result goes)")
+    if args.input or args.input_json is not None:
+        raise UsageError(f"{label}: with --data the inputs come from the rows; drop "
+                         "--input/--input-json")
+    if args.resume and args.force:
+        raise UsageError(f"{label}: --resume continues --out and --force overwrites it; "
+                         "give one")
+
+
+def cmd_run_data(args: argparse.Namespace, program: Program, handler: str,
+                 config: RunConfig) -> int:
+    """``pflow run FILE HANDLER --data PATH --out PATH``: one call per row."""
+    import asyncio
+    from pathlib import Path
+
+    from ..datasets import DatasetError, RunFolderError
+    from ..datasets.programs import check_handler_columns, handler_row_function
+    from ..runtime.rows import RowRunner
+
+    label = "pflow run"
+    try:
+        program.handler(handler)
+    except KeyError as exc:
+        raise UsageError(f"{label}: {exc.args[0]}") from None
+    options: DataOptions = data_options(args, label, resume=args.resume,
+                                        concurrency=config.concurrency)
+    data = Path(args.data)
+    if not data.exists():
+        raise UsageError(f"{label}: no such dataset: {args.data}")
+    try:
+        check_handler_columns(program, handler, data, options.mapping)
+    except DatasetError as exc:
+        raise UsageError(f"{label}: {exc}") from None
+    except KeyError as exc:
+        raise UsageError(f"{label}: {exc.args[0]}") from None
+    config.progress = None
+
+    async def go() -> DatasetRun:
+        from ..datasets import DatasetSpec, run_dataset_to_file
+        from ..datasets.programs import program_digest
+
+        spec = DatasetSpec(data, program_digest=program_digest(program), args=options.args,
+                           selection=options.selection, mapping=dict(options.mapping))
+        async with RowRunner(program, config) as runner:
+            notes.run_row = handler_row_function(runner, handler, data)
+            return await run_dataset_to_file(
+                spec, notes, out=args.out, resume=bool(options.resume),
+                retry_failed=options.retry_failed, force=options.force,
+                concurrency=options.concurrency, max_errors=options.max_errors,
+                grace=options.grace, progress=options.progress,
+                handle_sigint=options.handle_sigint)
+
+    notes = FailureNotes(None)
+    try:
+        run = asyncio.run(go())
+    except (DatasetError, RunFolderError) as exc:
+        raise UsageError(f"{label}: {exc}") from None
+    notes.show(label)
+    if not args.quiet:
+        print(f"{rows_line(run.summary)} · results {rel(Path(args.out))}", file=sys.stderr)
+    status = finish_status(run)
+    if status == "interrupted":
+        print_resume(run)
+        print("pflow: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if status == "stopped":
+        print(f"{label}: stopped after {count(run.result.failed, 'failed row')} "
+              f"(--max-errors {args.max_errors})", file=sys.stderr)
+        print_resume(run)
+        return EXIT_FAILED
+    return EXIT_FAILED if run.summary.get("rows", {}).get("failed") else EXIT_OK
+
+
+__all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "add_row_options", "check_run_data_args",
+           "cmd_run_data", "data_options"]
