@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 from ..diagnostics import Diagnostic, Span, error
+from ..kinds.registry import KINDS
 from .source import SourceFile
 
 _TERMINAL_NAMES = {
@@ -209,8 +210,9 @@ def _heuristic(tok: Any, expected: set[str], source: SourceFile) -> tuple[str, S
     if all(w in expected for w in ("FLOW", "PROMPT")):
         if t in ("RBRACE", "RPAR", "RSQB"):
             return f"unmatched '{tok.value}': nothing is open here", None
-        return ("expected a declaration (model, type, import, prompt, tool, flow, decompose, "
-                f"route, sketch, hook, test or eval), found {_token_text(tok)}"), None
+        words = ("model", "type", "import", *KINDS, "hook", "test")
+        return (f"expected a declaration ({', '.join(words)} or eval), "
+                f"found {_token_text(tok)}"), None
     if expected == {"COLON"} and t in ("COMMA", "RPAR"):
         prev = _previous_word(text, tok.start_pos)
         span = _point(source.uri, text, prev[0], prev[1]) if prev else None
