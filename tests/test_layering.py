@@ -14,7 +14,7 @@ The stages, earliest first::
     plan      plan/
     models    models/
     runtime   runtime/
-    datasets  datasets/
+    datasets  datasets/, estimate/       estimate reads datasets and builds on the runtime
     testing   testing/
     facade    __init__.py, program.py    the library API: load / loads -> Program
     cli       cli/, __main__.py          the command line, a client of the facade
@@ -61,6 +61,7 @@ TOP: dict[str, str] = {
     "models": "models",
     "runtime": "runtime",
     "datasets": "datasets",
+    "estimate": "datasets",
     "testing": "testing",
     "cli": "cli",
     "program": "facade",
@@ -201,6 +202,7 @@ def test_allowed_entries_are_still_needed():
     ("promptflow_dsl.syntax.ast", "base"),
     ("promptflow_dsl.lang.types", "lang"),
     ("promptflow_dsl.kinds.route.routers", "runtime"),
+    ("promptflow_dsl.estimate.api", "datasets"),
     ("promptflow_dsl.kinds.sketch.clauses", "base"),
     ("promptflow_dsl.kinds.sketch.details", "check"),
     ("promptflow_dsl.kinds.sketch.check", "check"),

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from . import cache, check, evals, graph, optimize, route, run, test, trace
+from . import cache, check, estimate, evals, graph, optimize, route, run, test, trace
 from .common import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, Parser, UsageError
 
 __all__ = ["main", "entry", "build_parser"]
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
                       "command line, 70 internal error.")
     p.add_argument("--version", action="version", version=f"pflow {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for command in (check, graph, run, evals, cache, test, trace, optimize, route):
+    for command in (check, graph, run, evals, estimate, cache, test, trace, optimize, route):
         command.add_parser(sub)
     return p
 
