@@ -1,10 +1,13 @@
 """Benchmark of the run side of datasets: ``pflow run --data`` and ``pflow eval`` over
 many rows, against the loopback fake OpenAI server (tests/fakeserver.py, run in this
-process; every client runs in a process of its own).
+process, answering after ``--latency`` seconds; every client runs in a process of its
+own).
 
-  time     10,000 rows x a 3-call chain at 64 in flight: ``pflow run --data`` (cache
-           and traces off, then traces on, then cache and traces on) against plain
-           asyncio + aiohttp making the same 30,000 calls with the same limit
+  time     10,000 rows x a 3-call chain at 64 in flight (three distinct requests per
+           row): ``pflow run --data`` (cache and traces off, then traces on, then
+           cache and traces on: an empty cache, every reply stored) against plain
+           asyncio + aiohttp making the same 30,000 calls with the same limit; the
+           pflow figures are process wall times (start-up included)
   rss      peak RSS of ``pflow run --data`` (traces written, cache off, then on) at
            10,000 and at 100,000 rows, and the ratios
   resume   a finished 100,000-row ``pflow eval`` run whose last 100 result lines were
@@ -32,10 +35,13 @@ CHAIN = '''
 model default = "openai/fake" {{ api_base: "{base}", api_key: "sk-bench-0000000000" }}
 type Row {{ id: int, text: str }}
 prompt step(text: str) -> str = "{{{{ text }}}}"
+prompt one(text: str) -> str = "1 {{{{ text }}}}"
+prompt two(text: str) -> str = "2 {{{{ text }}}}"
+prompt three(text: str) -> str = "3 {{{{ text }}}}"
 flow chain(text: str) -> str {{
-  a = step(text=text)
-  b = step(text=a)
-  return step(text=b)
+  a = one(text=text)
+  b = two(text=a)
+  return three(text=b)
 }}
 eval echoes {{
   data "rows.jsonl" as Row
@@ -60,7 +66,7 @@ async def main(base, rows, limit):
             return body["choices"][0]["message"]["content"]
 
         async def row(text):
-            return await call(await call(await call(text)))
+            return await call("3 " + await call("2 " + await call("1 " + text)))
 
         t0 = time.perf_counter()
         await asyncio.gather(*(row(f"row {i} " + "x" * 100) for i in range(rows)))
@@ -164,6 +170,8 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=10_000)
     ap.add_argument("--big", type=int, default=100_000)
     ap.add_argument("--only", default="time,rss,resume")
+    ap.add_argument("--latency", type=float, default=0.05,
+                    help="the fake server's delay before each answer (default 0.05 s)")
     ap.add_argument("--dir", help="where to put the projects (default: a temporary folder)")
     ap.add_argument("--json")
     opts = ap.parse_args()
@@ -172,6 +180,7 @@ def main() -> None:
     report: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(dir=opts.dir) as tmpdir, FakeOpenAI() as server:
         tmp = Path(tmpdir)
+        server.set_latency(opts.latency)
         only = set(opts.only.split(","))
         if "time" in only:
             report["time"] = bench_time(server.base_url, tmp, opts.rows)
