@@ -105,6 +105,39 @@ def rows_line(summary: dict[str, Any]) -> str:
     return " · ".join(parts)
 
 
+def _span(value: Any, low: str, high: str, word: str) -> str | None:
+    if not isinstance(value, dict):
+        return None
+    a, b = value.get(low), value.get(high)
+    if not isinstance(a, int) or not isinstance(b, int):
+        return None
+    return count(a, word) if a == b else f"{a:,}–{count(b, word)}"
+
+
+def estimate_line(summary: dict[str, Any]) -> str | None:
+    """``estimated: 24–48 calls · 1,482–5,672 input tokens · $0.0010–$0.0040 (cost
+    within the range)``, or the reason there is no estimate; ``None`` for a summary
+    without one. Never raises."""
+    est = summary.get("estimate")
+    if not isinstance(est, dict):
+        return None
+    if "error" in est:
+        return f"estimated: no estimate ({est['error']})"
+    parts = [p for p in (_span(est.get("calls"), "min", "max", "call"),
+                         _span(est.get("input_tokens"), "min", "max", "input token"))
+             if p is not None]
+    cost = est.get("cost")
+    if isinstance(cost, dict):
+        low, high = cost.get("low"), cost.get("high")
+        if isinstance(low, int | float) and isinstance(high, int | float):
+            parts.append(money(low) if low == high else f"{money(low)}–{money(high)}")
+    line = "estimated: " + " · ".join(parts or ["nothing"])
+    if "cost_within" in est:
+        line += (" (cost within the range)" if est["cost_within"]
+                 else " (cost OUTSIDE the range)")
+    return line
+
+
 class FailureNotes:
     """Wraps a row function to keep the errors of the first few failed rows."""
 

@@ -41,14 +41,17 @@ def _table(rows: list[list[str]]) -> list[str]:
 
 
 def render_summary(meta: dict[str, Any], summary: dict[str, Any], folder: Path) -> str:
-    """A run's summary as text: the eval, the run, rows, time, tokens, cost, the metric
-    table, the thresholds and where the results are."""
-    from .data import rows_line
+    """A run's summary as text: the eval, the run, rows, time, tokens, cost, the cost
+    estimated before the run, the metric table, the thresholds and where the results are."""
+    from .data import estimate_line, rows_line
 
     options = meta.get("options") or {}
     name = options.get("eval", "?")
     lines = [f"eval {name} · run {summary.get('run_id') or meta.get('run_id')} · "
              f"{summary.get('status', '?')}", rows_line(summary)]
+    estimated = estimate_line(summary)
+    if estimated is not None:
+        lines.append(estimated)
     metrics = summary.get("metrics") or {}
     errors = summary.get("metric_errors") or {}
     total = (summary.get("rows") or {}).get("ok", 0)

@@ -250,7 +250,8 @@ def eval_row_function(runner: RowRunner, info: EvalInfo) -> RowFunction:
 
 async def run_eval(program: CheckedProgram, name: str, *, config: RunConfig | None = None,
                    options: DataOptions | None = None, root: str | os.PathLike[str] | None = None,
-                   seed: int = 0, extra_options: Mapping[str, Any] | None = None) -> DatasetRun:
+                   seed: int = 0, extra_options: Mapping[str, Any] | None = None,
+                   estimate: bool = True) -> DatasetRun:
     """Run the eval ``name`` of ``program`` into a run folder under ``root`` (default:
     :func:`eval_root`), a new one or the one ``options.resume`` names (an id, a unique
     prefix, ``last``). The run folder's meta records the program digest, the dataset and
@@ -258,7 +259,10 @@ async def run_eval(program: CheckedProgram, name: str, *, config: RunConfig | No
     to the project root, concurrency, ``--max-errors``, ``--map``, model overrides, the
     cache mode, and ``extra_options``) and the command line; the summary its metrics
     (mean, scored rows, 95% bootstrap interval), thresholds, rows, tokens, cost and wall
-    time. ``seed`` drives the bootstrap.
+    time. ``seed`` drives the bootstrap. A new run (not a resume) with ``estimate``
+    first estimates its rows' calls, tokens and cost (``pflow estimate``) and the
+    summary sets the estimate next to what the run spent; an estimate that cannot be
+    made is recorded as its error and does not stop the run.
 
     Raises ``KeyError`` for an unknown eval, and like
     :func:`~promptflow_dsl.datasets.runner.run_dataset` (a changed program or dataset
@@ -277,7 +281,9 @@ async def run_eval(program: CheckedProgram, name: str, *, config: RunConfig | No
         args=list(options.args),
         selection=options.selection, mapping=dict(options.mapping),
         metrics=[m.name for m in info.metrics],
-        thresholds=[t.text for t in info.thresholds])
+        thresholds=[t.text for t in info.thresholds],
+        estimate=(_estimate(program, name, overrides, options.selection)
+                  if estimate and options.resume is None else None))
     async with RowRunner(program, config) as rr:
         return await run_dataset(
             spec, eval_row_function(rr, info), root=root or eval_root(program),
@@ -285,6 +291,19 @@ async def run_eval(program: CheckedProgram, name: str, *, config: RunConfig | No
             concurrency=options.concurrency, max_errors=options.max_errors,
             grace=options.grace, progress=options.progress,
             handle_sigint=options.handle_sigint, durable=options.durable, seed=seed)
+
+
+def _estimate(program: CheckedProgram, name: str, overrides: Mapping[str, str],
+              selection: Selection) -> dict[str, Any]:
+    """The eval's estimate for the rows ``selection`` covers, or ``{"error": ...}``.
+    Never raises."""
+    from ..estimate import estimate_eval
+
+    try:
+        return estimate_eval(program, name, models=dict(overrides), limit=selection.limit,
+                             sample=selection.sample, seed=selection.seed)
+    except Exception as exc:  # an estimate never stops the run it describes
+        return {"error": str(exc) or type(exc).__name__}
 
 
 def program_path(program: CheckedProgram) -> str:

@@ -36,7 +36,7 @@ import shlex
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -387,7 +387,10 @@ class DatasetSpec:
     in ``meta.json``; ``args`` is the command line without the program name ``prog``
     (stored, and used for :func:`resume_command`); ``selection`` the rows;
     ``mapping`` the ``--map`` renames (``{param: column}``); ``metrics`` the metric
-    names in summary order; ``thresholds`` checked against the summary.
+    names in summary order; ``thresholds`` checked against the summary; ``estimate``
+    what the run was estimated to cost before any call (a ``pflow estimate --json``
+    object, or ``{"error": ...}``), kept in ``meta.json`` and set next to the actual
+    tokens and cost in ``summary.json``.
     """
 
     dataset: str | os.PathLike[str]
@@ -400,6 +403,31 @@ class DatasetSpec:
     mapping: Mapping[str, str] = field(default_factory=dict)
     metrics: Sequence[str] = ()
     thresholds: Sequence[Any] = ()
+    estimate: Mapping[str, Any] | None = None
+
+
+def estimate_summary(estimate: Mapping[str, Any], tokens: int,
+                     cost: float | None) -> dict[str, Any]:
+    """The ``estimate`` entry of ``summary.json``: the estimated rows, calls, tokens and
+    cost range next to the tokens and cost the run actually spent, and whether the
+    actual cost fell within the range. Never raises."""
+    if "error" in estimate or not isinstance(estimate.get("total"), Mapping):
+        return {"error": str(estimate.get("error") or "no estimate")}
+    total = estimate["total"]
+    data = estimate.get("data") if isinstance(estimate.get("data"), Mapping) else {}
+    out: dict[str, Any] = {
+        "rows": (data or {}).get("estimated_rows"),
+        "calls": total.get("calls"),
+        "input_tokens": total.get("input_tokens"),
+        "output_tokens": total.get("output_tokens"),
+        "cost": total.get("cost"),
+        "actual": {"tokens": tokens, "cost": cost},
+    }
+    low_high = total.get("cost") if isinstance(total.get("cost"), Mapping) else {}
+    low, high = (low_high or {}).get("low"), (low_high or {}).get("high")
+    if isinstance(low, int | float) and isinstance(high, int | float) and cost is not None:
+        out["cost_within"] = low - 1e-12 <= cost <= high + 1e-12
+    return out
 
 
 @dataclass
@@ -551,6 +579,8 @@ def _summary(spec: DatasetSpec, results_path: Path, *, run_id: str | None, statu
         summary["session"] = {"ok": result.ok, "failed": result.failed,
                               "cancelled": result.cancelled,
                               "elapsed": round(result.elapsed, 3)}
+    if spec.estimate is not None:
+        summary["estimate"] = estimate_summary(spec.estimate, table.tokens, table.cost)
     if table.state.unreadable_count:
         summary["unreadable_lines"] = {"count": table.state.unreadable_count,
                                        "first": table.state.unreadable}
@@ -655,11 +685,16 @@ async def run_dataset(spec: DatasetSpec, run_row: RowFunction, *,
                 meta.update(program_digest=spec.program_digest,
                             dataset={"path": path, "digest": digest},
                             selection=spec.selection.to_json())
+                if "estimate" in meta:
+                    meta["estimate"] = {"error": "made before the run was resumed with "
+                                        "--force: " + "; ".join(changes)}
             folder.write_meta(meta)
         except BaseException:
             writer.close()
             raise
         started_at = str(meta.get("started_at") or started_at)
+        if spec.estimate is None and isinstance(meta.get("estimate"), dict):
+            spec = replace(spec, estimate=meta["estimate"])
     else:
         meta = {
             "program_digest": spec.program_digest,
@@ -672,6 +707,8 @@ async def run_dataset(spec: DatasetSpec, run_row: RowFunction, *,
             "command": shlex.join([spec.prog, *spec.args]),
             "sessions": [],
         }
+        if spec.estimate is not None:
+            meta["estimate"] = dict(spec.estimate)
         folder = RunFolder.create(root, meta)
         writer = folder.open_writer(durable=durable)
     return await _run_and_summarize(

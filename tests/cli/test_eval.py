@@ -132,6 +132,12 @@ def test_an_eval_writes_a_run_folder_and_prints_its_summary(project: Path, capsy
     assert summary["metric_errors"] == {"judged": 1}
     assert summary["passed"] is True and summary["thresholds"][0]["threshold"] == "exact >= 0.5"
     assert {"tokens", "cost", "wall_time"} <= set(summary)
+    # the estimate made before the first call, next to what the run spent
+    estimate = summary["estimate"]
+    assert meta["estimate"]["format"] == "pflow-estimate/1"
+    assert estimate["rows"] == 5 and estimate["calls"] == {"min": 5, "max": 5}
+    assert estimate["actual"] == {"tokens": summary["tokens"], "cost": summary["cost"]}
+    assert "estimated: 5 calls · " in out
     assert f"eval quality · run {folder.name} · complete" in out
     assert "5 rows: 4 ok, 1 failed" in out
     assert "threshold exact >= 0.5: 0.75 (passed)" in out
@@ -183,6 +189,9 @@ def test_resume_refuses_a_changed_program_unless_forced(project: Path, capsys):
     assert code == 1 and "resumed with --force although the program changed" in err
     meta = json.loads((folder / "meta.json").read_text())
     assert len(meta["sessions"]) == 1 and meta["sessions"][0]["forced_changes"]
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["estimate"]["error"].startswith(
+        "made before the run was resumed with --force: the program changed (sha256:")
 
 
 def test_resume_runs_only_rows_without_a_line(project: Path, capsys):
@@ -201,6 +210,7 @@ def test_resume_runs_only_rows_without_a_line(project: Path, capsys):
     assert got[3]["status"] == "ok"
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["rows"]["failed"] == 0 and summary["rows"]["ok"] == 5
+    assert summary["estimate"]["rows"] == 5  # made by the first session, kept by resumes
 
 
 @pytest.mark.parametrize(("argv", "message"), [
