@@ -9,6 +9,9 @@ import pytest
 from corpus_paths import REPO
 
 os.environ.setdefault("NO_COLOR", "1")
+# tests talk to the loopback fake server, which is no server kind: no profile probing
+# (tests/realserver and tests/models/test_profiles.py turn it on where they test it)
+os.environ.setdefault("PFLOW_SERVER_PROBE", "0")
 
 
 @pytest.fixture

@@ -246,7 +246,7 @@ def test_score_with_logprobs(fake_openai):
     assert scored[1].logprob == pytest.approx(fake_logprob(" down"))
     bodies = sorted(fake_openai.bodies, key=lambda body: body["prompt"])
     assert bodies[0]["prompt"] == "The cat sat down"
-    assert bodies[0]["echo"] is True and bodies[0]["max_tokens"] == 0
+    assert bodies[0]["echo"] is True and bodies[0]["max_tokens"] == 1  # never 0
     assert bodies[0]["logprobs"] == 0
 
 

@@ -548,22 +548,41 @@ def _paths(fake) -> list[str]:
     return [r["path"].split("?")[0] for r in fake.requests]
 
 
+# a Llama-3 style template, declared on the model: the continuation is rendered with it
+LLAMA3_TEMPLATE = ("{% for m in messages %}<|start_header_id|>{{ m.role }}<|end_header_id|>\\n\\n"
+                   "{{ m.content }}<|eot_id|>{% endfor %}"
+                   "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>"
+                   "\\n\\n{% endif %}")
+
+
 def test_completion_style_model_continues_by_raw_completion(http_program, fake_openai, tmp_path):
     fake_openai.set_latency(0.0, chunk_delay=0.02)
     fake_openai.set_replies(["So 7 * 12 = 99 and" + " more" * 40, " eggs."])
-    r = http_program(", completion: true").run("solve", config=_cfg(tmp_path), problem="eggs")
+    extra = f', completion: true, chat_template: "{LLAMA3_TEMPLATE}"'
+    r = http_program(extra).run("solve", config=_cfg(tmp_path), problem="eggs")
     assert r.value == "So 7 * 12 = 84 eggs."
     assert _paths(fake_openai) == ["/v1/chat/completions", "/v1/completions"]
     first, second = (q["body"] for q in fake_openai.requests)
     assert first["stream"] is True  # the first generation streams; the continuation is
     assert not second.get("stream")  # one raw completion (remote `stream` cannot do it)
-    assert second["prompt"] == chatml([Message("user", "Solve: eggs")]) + "So 7 * 12 = 84"
-    assert CHATML_END in second["stop"]
+    assert second["prompt"] == ("<|start_header_id|>user<|end_header_id|>\n\nSolve: eggs<|eot_id|>"
+                                "<|start_header_id|>assistant<|end_header_id|>\n\nSo 7 * 12 = 84")
+    assert "<|eot_id|>" in second["stop"] and CHATML_END not in second["stop"]
     assert r.trace.steps[0].extra["hooks"]["strategy"] == "completion"
     deadline = time.time() + 3
     while fake_openai.aborted < 1 and time.time() < deadline:
         time.sleep(0.05)
     assert fake_openai.aborted >= 1  # the first stream was closed part-way
+
+
+def test_completion_model_without_a_known_template_uses_the_continuation_prompt(
+        http_program, fake_openai, tmp_path):
+    # ChatML would be wrong for most models: without their template, a continuation prompt
+    fake_openai.set_replies(["So 7 * 12 = 99 wrong", " eggs."])
+    r = http_program(", completion: true").run("solve", config=_cfg(tmp_path), problem="eggs")
+    assert r.value == "So 7 * 12 = 84 eggs."
+    assert _paths(fake_openai) == ["/v1/chat/completions"] * 2
+    assert r.trace.steps[0].extra["hooks"]["strategy"] == "prompt"
 
 
 def test_chat_style_model_continues_with_a_continuation_prompt(http_program, fake_openai, tmp_path):

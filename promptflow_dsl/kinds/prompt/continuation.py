@@ -14,15 +14,18 @@ strategy      when / what is sent
               Trailing whitespace is held back (providers reject it, and a BPE
               model writes ``" 84"`` as one token after ``"="``, not after ``"= "``);
               the continuation's leading whitespace is then dropped.
-``completion``  ``completion`` without ``prefill`` (completion endpoints such as
-              ``text-completion-openai/…`` or a server declared ``completion: true``;
-              mocked models) — **raw completion** of a ChatML transcript of the
-              messages (``<|im_start|>role\\ncontent<|im_end|>``, the template of
-              many open models) ending in ``<|im_start|>assistant\\n`` and the text
-              so far, with ``<|im_end|>`` as a stop.  The server's own chat template
-              is not known to the runtime.  On remote models the raw completion is one
-              ``complete`` call (their ``stream`` continues a prefix through the chat
-              emulation), yielded as a single chunk.
+``completion``  ``completion`` without ``prefill``, where the prompt the model's **own**
+              chat template gives is known — **raw completion** of that prompt (up
+              to where the assistant writes) and the text so far, with the
+              template's end of turn as a stop. A remote model knows its template
+              from its server profile (``models/profiles.py``: llama.cpp's
+              ``/props``, the GGUF of a llama-cpp-python server, or the model
+              parameter ``chat_template``; ``backend.chat_transcript``); a remote
+              model whose template is not known continues with ``prompt`` instead.
+              Mocked models (no ``chat_transcript``) get a ChatML transcript
+              (``<|im_start|>role\\ncontent<|im_end|>``).  On remote models the raw
+              completion is one ``complete`` call (their ``stream`` continues a
+              prefix through the chat emulation), yielded as a single chunk.
 ``prompt``    chat only — a continuation prompt: the messages, the text so far as
               an assistant message, then the user message :data:`CONTINUE_REQUEST`.
               An echo of the text is cut off (``ContinuationFilter``), and a space
@@ -52,9 +55,21 @@ def strategy_for(backend: Backend) -> str:
     caps = backend.capabilities
     if caps.prefill:
         return "prefill"
-    if caps.completion:
+    if caps.completion and transcript(backend, [Message("user", "")]) is not None:
         return "completion"
     return "prompt"
+
+
+def transcript(backend: Backend, messages: list[Message]) -> tuple[str, tuple[str, ...]] | None:
+    """The raw-completion prompt for ``messages`` (up to where the assistant writes) and
+    the stop strings ending the assistant's turn: the backend's own chat template when it
+    offers one (``chat_transcript``), ChatML for backends without it (mocks); None when
+    the backend cannot tell (a remote server whose template is unknown)."""
+    own = getattr(backend, "chat_transcript", None)
+    if own is None:
+        return chatml(messages), (CHATML_END,)
+    found = own(messages)
+    return found if found is not None else None
 
 
 def chatml(messages: list[Message]) -> str:
@@ -92,11 +107,12 @@ def first_request(messages: list[Message], params: GenParams) -> Request:
 
 
 def continue_request(strategy: str, messages: list[Message], text: str, params: GenParams,
-                     stop: tuple[str, ...]) -> Request:
+                     stop: tuple[str, ...], backend: Backend | None = None) -> Request:
     """The request that continues ``text`` (the edited text so far) with ``strategy``.
 
     ``stop`` is the merged stop list of the call (the handler's ``params`` override
-    the model's, so any extra stop string is added to it here).
+    the model's, so any extra stop string is added to it here). ``backend`` gives the
+    chat template of the ``completion`` strategy (ChatML without it).
     """
     if not text.strip():
         return first_request(messages, params)
@@ -110,9 +126,11 @@ def continue_request(strategy: str, messages: list[Message], text: str, params: 
             return backend.stream(msgs, None, merged)
 
         return Request(open_prefill, params, cont.feed, cont.flush, "prefill")
-    if strategy == "completion":
-        prefix = chatml(messages) + text
-        p = replace(params, stop=tuple(dict.fromkeys([*stop, CHATML_END])))
+    found = transcript(backend, messages) if backend is not None else (chatml(messages), (CHATML_END,))
+    if strategy == "completion" and found is not None:
+        head, ends = found
+        prefix = head + text
+        p = replace(params, stop=tuple(dict.fromkeys([*stop, *ends])))
 
         def open_raw(backend: Backend, merged: GenParams) -> AsyncIterator[StreamEvent]:
             return raw_stream(backend, prefix, merged)

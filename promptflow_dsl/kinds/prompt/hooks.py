@@ -129,6 +129,7 @@ class HookedGeneration(HandlerRun):
             regex = RegexTrigger(trigger.value) if isinstance(trigger, ast.Str) else None
             self.hooks.append(_Hook(info, ctx.program.display_name(key),
                                     ctx.program.modules[info.module_key], regex))
+        self.backend = backend
         self.strategy = strategy_for(backend)
         merged = ctx.registry.gen_params(model_params, params)
         self.stop = merged.stop
@@ -167,7 +168,8 @@ class HookedGeneration(HandlerRun):
             params = self.params
             if self.max_tokens is not None:
                 params = replace(params, max_tokens=self.max_tokens - self.tokens)
-            request = continue_request(self.strategy, self.messages, text, params, self.stop)
+            request = continue_request(self.strategy, self.messages, text, params, self.stop,
+                                       self.backend)
 
     def _active(self) -> bool:
         if self.fired >= HOOK_BUDGET:
