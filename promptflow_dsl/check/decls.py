@@ -16,6 +16,7 @@ from typing import Any
 from ..diagnostics import Span
 from ..lang.types import BOOL, STR, AnyType, ListType, is_assignable
 from ..syntax import ast
+from .constraints import fits
 from .env import ModuleEnv
 from .exprs import ExprChecker, Scope, mismatch_note
 from .jsonl import RowsError, parse_rows
@@ -232,7 +233,9 @@ def check_test(env: ModuleEnv, d: ast.TestDecl, ec: ExprChecker) -> TestInfo:
         elif isinstance(st, ast.MockHandler):
             h = env.handler_by_ref(st.target, "in mock")
             t = ec.check(st.value, scope)
-            if h is not None and not is_assignable(t, h.signature.returns):
+            if h is not None and fits(env, st.value, h.signature.returns,
+                                      f"mock value for '{st.target.dotted}'") \
+                    and not is_assignable(t, h.signature.returns):
                 env.err(st.value.span, f"mock value for '{st.target.dotted}' must be "
                                        f"{h.signature.returns.show()}, got {t.show()}"
                                        f"{mismatch_note(t, h.signature.returns)}")

@@ -43,6 +43,7 @@ KNOWN_MODEL_PARAMS: dict[str, Type] = {
     "stop": ANY, "api_base": STR, "api_key": STR, "api_key_env": STR, "n_ctx": INT,
     "presence_penalty": FLOAT, "frequency_penalty": FLOAT, "concurrency": INT, "num_retries": INT,
     "repeat_penalty": FLOAT, "top_k": INT, "min_p": FLOAT, "client": STR,
+    "fallbacks": ListType(STR),  # names of models of this module to try after a transport failure
     # capability overrides (see models/README.md)
     "completion": BOOL, "logprobs": BOOL, "grammar": BOOL, "prefill": BOOL, "json_schema": BOOL,
     "streaming": BOOL, "chat": BOOL, "embeddings": BOOL,
@@ -158,6 +159,10 @@ class ModuleEnv:
             return DictType(self.type_of(t.value))
         if isinstance(t, ast.OptionalType):
             return optional(self.type_of(t.inner))
+        if isinstance(t, ast.ConstrainedType):
+            from .constraints import constrained
+
+            return constrained(self, t, self.type_of(t.base))
         if isinstance(t, ast.LiteralType):
             return LiteralType((t.value,))
         if isinstance(t, ast.UnionType):
@@ -195,8 +200,11 @@ class ModuleEnv:
     def constant(self, e: ast.Expr, want: Type | None, what: str) -> Any:
         """The Python value of a constant expression; reports non-constants and type errors."""
         value, t = self._const(e, what)
-        if want is not None and t is not None and not is_assignable(t, want):
-            self.err(e.span, f"{what} must be {want.show()}, got {t.show()}")
+        if want is not None and t is not None:
+            from .constraints import fits
+
+            if fits(self, e, want, what) and not is_assignable(t, want):
+                self.err(e.span, f"{what} must be {want.show()}, got {t.show()}")
         return value
 
     def _const(self, e: ast.Expr, what: str) -> tuple[Any, Type | None]:

@@ -33,6 +33,7 @@ from ..lang.types import (
 from ..syntax import ast
 from ..syntax.builder import suggest
 from .builtins import BUILTINS, COUNTERS, ArgError
+from .constraints import fits
 from .env import ModuleEnv
 from .files import FILE_BUILTINS, locate
 from .program import HandlerInfo, Resolved, Signature
@@ -457,7 +458,8 @@ class ExprChecker:
             if arg is None:
                 continue
             t = self.check(arg, scope)
-            if not is_assignable(t, p.type):
+            if fits(env, arg, p.type, f"argument '{p.name}' of {name}") \
+                    and not is_assignable(t, p.type):
                 env.err(arg.span, f"argument '{p.name}' of {name} expects {p.type.show()}, "
                                   f"got {describe(t)}{mismatch_note(t, p.type)}")
 

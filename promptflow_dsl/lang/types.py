@@ -21,6 +21,17 @@ are subtypes of ``T?``; lists and dicts are covariant (values are immutable);
 records are width- and depth-subtyped (extra source fields are allowed).
 ``bool`` is *not* a subtype of ``int``.
 
+Field constraints (``str(max_length=200)``, ``int(min=1, max=5)``, ``float(min=0.0)``,
+``list[T](min_items=1)``, :mod:`.constraints`) ride on ``StrType``, ``IntType``,
+``FloatType`` and ``ListType``; the unconstrained types are the singletons.  A
+constrained type is assignable to its base and to any type its base is assignable to.
+The other way, a type is assignable to a constrained one when its base is, and the
+constraints are checked where a value arrives (every handler edge validates its
+values) — except when the answer is known statically: a string-literal type whose
+values break the constraints, or two constraints no value meets together
+(``int(min=10)`` where ``int(max=5)`` is wanted), are mismatches.  The join of two
+types with different constraints drops them (the join of the bases).
+
 At run time each record becomes a pydantic model (:func:`pydantic_model`) and
 values decoded from JSON are checked with :func:`validate`.  pydantic is imported
 lazily so that importing this module stays cheap.
@@ -38,6 +49,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .constraints import Constraints, disjoint
+
 if TYPE_CHECKING:  # pragma: no cover
     import pydantic
 
@@ -45,8 +58,9 @@ __all__ = [
     "ANY", "BOOL", "FLOAT", "INT", "NONE", "STR",
     "AnyType", "BoolType", "DictType", "Field", "FloatType", "IntType", "ListType",
     "LiteralType", "NoneType_", "OptionalType", "RecordType", "StrType", "Type",
-    "TypeValidationError", "explain_mismatch", "extra_fields", "is_assignable", "join",
-    "json_schema", "optional", "pydantic_model", "validate",
+    "TypeValidationError", "constraints_of", "explain_mismatch", "extra_fields",
+    "has_constraints", "is_assignable", "join", "json_schema", "optional", "pydantic_model",
+    "unconstrained", "validate",
 ]
 
 # --------------------------------------------------------------------------- classes
@@ -70,17 +84,29 @@ class _Scalar(Type):
 
 
 @dataclass(frozen=True)
-class StrType(_Scalar):
+class _Constrainable(_Scalar):
+    """A scalar that may carry field constraints (``str(max_length=200)``); the
+    unconstrained one is the singleton (``STR``...)."""
+
+    constraints: Constraints | None = None
+
+    def show(self) -> str:
+        base = _SCALAR_NAMES[type(self)]
+        return base if self.constraints is None else f"{base}({self.constraints.show()})"
+
+
+@dataclass(frozen=True)
+class StrType(_Constrainable):
     pass
 
 
 @dataclass(frozen=True)
-class IntType(_Scalar):
+class IntType(_Constrainable):
     pass
 
 
 @dataclass(frozen=True)
-class FloatType(_Scalar):
+class FloatType(_Constrainable):
     pass
 
 
@@ -109,9 +135,11 @@ STR, INT, FLOAT, BOOL, ANY, NONE = StrType(), IntType(), FloatType(), BoolType()
 @dataclass(frozen=True)
 class ListType(Type):
     item: Type
+    constraints: Constraints | None = None
 
     def show(self) -> str:
-        return f"list[{self.item.show()}]"
+        shown = f"list[{self.item.show()}]"
+        return shown if self.constraints is None else f"{shown}({self.constraints.show()})"
 
 
 @dataclass(frozen=True)
@@ -138,6 +166,35 @@ class OptionalType(Type):
         if isinstance(self.inner, LiteralType) and len(self.inner.values) > 1:
             inner = f"({inner})"
         return inner + "?"
+
+
+def constraints_of(t: Type) -> Constraints | None:
+    """The field constraints ``t`` itself carries (``None`` for most types)."""
+    return getattr(t, "constraints", None)
+
+
+def unconstrained(t: Type) -> Type:
+    """``t`` without its own constraints (those of list items are kept)."""
+    if constraints_of(t) is None:
+        return t
+    if isinstance(t, ListType):
+        return ListType(t.item)
+    return type(t)()
+
+
+def has_constraints(t: Type) -> bool:
+    """Whether ``t`` or a type inside it carries constraints.  Never raises."""
+    if constraints_of(t) is not None:
+        return True
+    if isinstance(t, ListType):
+        return has_constraints(t.item)
+    if isinstance(t, DictType):
+        return has_constraints(t.value)
+    if isinstance(t, OptionalType):
+        return has_constraints(t.inner)
+    if isinstance(t, RecordType):
+        return any(has_constraints(f.type) for f in t.fields)
+    return False
 
 
 def optional(t: Type) -> Type:
@@ -253,6 +310,18 @@ def _mismatch(src: Type, dst: Type) -> str | None:
     """The single implementation of subtyping: None when assignable, else a reason."""
     if src == dst or isinstance(src, AnyType) or isinstance(dst, AnyType):
         return None
+    want, have = constraints_of(dst), constraints_of(src)
+    if want is not None or have is not None:
+        if want is not None:
+            if isinstance(src, LiteralType) and isinstance(dst, StrType):
+                for v in src.values:  # the values are known: check them now
+                    problem = want.violation(v)
+                    if problem is not None:
+                        return f"{json.dumps(v, ensure_ascii=False)}: {problem}"
+            if have is not None and (why := disjoint(have, want)) is not None:
+                return f"{src.show()} is never {dst.show()}: {why}"
+        # otherwise constraints are checked where a value arrives (see the module docstring)
+        return _mismatch(unconstrained(src), unconstrained(dst))
     if isinstance(dst, OptionalType):
         if isinstance(src, NoneType_):
             return None
@@ -310,6 +379,8 @@ def join(a: Type, b: Type) -> Type:
         return a
     if isinstance(a, AnyType) or isinstance(b, AnyType):
         return ANY
+    if constraints_of(a) is not None or constraints_of(b) is not None:
+        return join(unconstrained(a), unconstrained(b))  # what both may hold: the bases
     if isinstance(a, NoneType_):
         return optional(b)
     if isinstance(b, NoneType_):
@@ -345,11 +416,14 @@ def json_schema(t: Type) -> dict[str, Any]:
     Nested records are inlined (no ``$defs``); defaults are not emitted.
     Raises TypeError for an unknown Type subclass."""
     if type(t) in _JSON_SCALARS:
-        return dict(_JSON_SCALARS[type(t)])
+        out = dict(_JSON_SCALARS[type(t)])
+        c = constraints_of(t)
+        return out if c is None else {**out, **c.schema()}
     if isinstance(t, LiteralType):
         return {"type": "string", "enum": list(t.values)}
     if isinstance(t, ListType):
-        return {"type": "array", "items": json_schema(t.item)}
+        schema_ = {"type": "array", "items": json_schema(t.item)}
+        return schema_ if t.constraints is None else {**schema_, **t.constraints.schema()}
     if isinstance(t, DictType):
         return {"type": "object", "additionalProperties": json_schema(t.value)}
     if isinstance(t, OptionalType):
@@ -504,7 +578,7 @@ def validate(value: object, t: Type, path: str = "$") -> object:
         return None if value is None else validate(value, t.inner, path)
     if isinstance(t, StrType):
         if isinstance(value, str):
-            return value
+            return value if t.constraints is None else _within(value, t.constraints, path)
         raise mismatch()
     if isinstance(t, LiteralType):
         if isinstance(value, str) and value in t.values:
@@ -516,15 +590,18 @@ def validate(value: object, t: Type, path: str = "$") -> object:
         raise mismatch()
     if isinstance(t, IntType):
         if isinstance(value, int) and not isinstance(value, bool):
-            return value
+            return value if t.constraints is None else _within(value, t.constraints, path)
         raise mismatch()
     if isinstance(t, FloatType):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            number = float(value)
+            return number if t.constraints is None else _within(number, t.constraints, path)
         raise mismatch()
     if isinstance(t, ListType):
         if not isinstance(value, (list, tuple)):
             raise mismatch()
+        if t.constraints is not None:
+            _within(value, t.constraints, path)
         return [validate(v, t.item, _child(path, i)) for i, v in enumerate(value)]
     if isinstance(t, DictType):
         if not isinstance(value, dict):
@@ -538,6 +615,14 @@ def validate(value: object, t: Type, path: str = "$") -> object:
     if isinstance(t, RecordType):
         return _validate_record(value, t, path, mismatch)
     raise TypeError(f"cannot validate against {t!r}")
+
+
+def _within(value: Any, c: Constraints, path: str) -> Any:
+    """``value`` when it meets ``c``; raises TypeValidationError with the violation."""
+    problem = c.violation(value)
+    if problem is not None:
+        raise TypeValidationError(problem, path)
+    return value
 
 
 def _validate_record(value: object, t: RecordType, path: str,

@@ -13,6 +13,12 @@ experts, the llm router, sketch holes):
 - :func:`ask_until_valid` is the validate-and-re-ask loop: call, validate, and on an
   invalid reply append it and the reason to the conversation and ask again, at most
   ``retries + 1`` times, every call recorded on the step's :class:`Ledger`.
+
+A reply that stopped at the token limit (``finish_reason == "length"``) and does not
+validate says so in its error (``the reply is not JSON (cut off at max_tokens=50: a
+complete answer must be shorter)``).  It is re-asked once with that error; a second
+cut-off reply ends the loop at once, since the same re-ask under the same limit would
+be cut off the same way (the remaining retries are not spent).
 """
 
 from __future__ import annotations
@@ -23,7 +29,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..lang.types import LiteralType, OptionalType, RecordType, StrType, Type, json_schema
+from ..lang.types import (
+    LiteralType,
+    OptionalType,
+    RecordType,
+    StrType,
+    Type,
+    TypeValidationError,
+    has_constraints,
+    json_schema,
+)
 from ..lang.values import conform
 from ..models.base import Capabilities, GenParams, Message
 from ..models.emulate import json_via_instructions
@@ -68,6 +83,11 @@ def parse_reply(text: str, t: Type) -> Any:
     Raises ``ValueError`` with a message fit to send back to the model.
     """
     if is_text(t):
+        if has_constraints(t):  # str(max_length=...): the text must meet them
+            try:
+                return conform(text, t)
+            except TypeValidationError as exc:
+                raise ValueError(exc.message) from None
         return text
     lit = _base(t)
     if isinstance(lit, LiteralType):
@@ -106,6 +126,19 @@ def extract_json(text: str) -> Any:
     raise ValueError("the reply is not JSON")
 
 
+def cut_off(ctx: RunContext, h: HandlerInfo, model_name: str | None, params: GenParams) -> str:
+    """``cut off at max_tokens=N`` for a reply that stopped at the token limit, N the limit
+    the call was made with (the handler's over the model's).  Never raises."""
+    try:
+        _, _, model_params = ctx.backend_for(h, model_name)
+        limit = ctx.registry.gen_params(model_params, params).max_tokens
+    except Exception:  # noqa: BLE001 - the message only
+        limit = params.max_tokens
+    if limit is None:
+        return "cut off at max_tokens (the model's default limit)"
+    return f"cut off at max_tokens={limit}"
+
+
 class NoValidReply(Exception):
     """No reply validated: ``attempts`` made, the last ``error`` and the last ``answer``
     (after ``clean``).  Callers turn it into a :class:`RunError` in their own words."""
@@ -140,11 +173,12 @@ async def ask_until_valid(ctx: RunContext, h: HandlerInfo, model_name: str | Non
     answer to validate (the conversation keeps the reply as written); ``first`` is an
     earlier invalid answer and its error, counted as the first attempt (shown to the
     model unless blank).  Raises :class:`NoValidReply`, or :class:`RunError` when the
-    model fails.
+    model fails.  A cut-off reply is re-asked at most once (see the module docstring).
     """
     conversation = list(messages)
     done = 0
     answer, error = "", ""
+    cut_reasked = False
     if first is not None:
         answer, error = first
         done = 1
@@ -162,6 +196,11 @@ async def ask_until_valid(ctx: RunContext, h: HandlerInfo, model_name: str | Non
             return Asked(validate(answer), done)
         except ValueError as exc:
             error = str(exc)
+        if reply.finish_reason == "length":
+            error = f"{error} ({cut_off(ctx, h, model_name, params)}: a complete answer must be shorter)"
+            if cut_reasked:  # re-asking once more would be cut off the same way
+                break
+            cut_reasked = True
         conversation = [*conversation, Message("assistant", reply.text), Message("user", reask(error))]
     ledger.attempted(done)
     raise NoValidReply(done, error, answer)

@@ -64,6 +64,23 @@ class UnionType(TypeExpr):
 
 
 @dataclass(frozen=True)
+class ConstraintArg(Node):
+    """``NAME=VALUE`` inside a constrained type; ``value`` is checked by the checker."""
+
+    name: str
+    value: Expr
+
+
+@dataclass(frozen=True)
+class ConstrainedType(TypeExpr):
+    """``str(max_length=200)``, ``int(min=1)``, ``list[T](min_items=1)``: ``base`` is a
+    :class:`NamedType` or a :class:`ListType` (others are refused by the checker)."""
+
+    base: TypeExpr
+    args: tuple[ConstraintArg, ...]
+
+
+@dataclass(frozen=True)
 class FieldDecl(Node):
     name: str
     type: TypeExpr

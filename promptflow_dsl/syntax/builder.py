@@ -290,6 +290,33 @@ class Builder(Transformer_NonRecursive):
         self._err(self._ts(tok), f"'{name}' takes no type arguments; only list[T] and dict[str, T] do")
         return self._track(ast.NamedType(self._ts(tok), name))
 
+    def type_args(self, meta: Any, children: list[Any]) -> _Marker:
+        args: list[ast.ConstraintArg] = []
+        for a in children:
+            if isinstance(a, ast.Keyword):
+                args.append(ast.ConstraintArg(a.span, a.name, a.value))
+            else:
+                self._err(a.span, "a constraint is written NAME=VALUE, e.g. str(max_length=200) "
+                                  "or int(min=1, max=5)")
+        if not children:
+            self._err(self._span(meta), "empty constraints: write them, e.g. str(max_length=200), "
+                                        "or drop the parentheses")
+        return _Marker("type_args", tuple(args), self._span(meta))
+
+    def constrained_type(self, meta: Any, children: list[Any]) -> ast.TypeExpr:
+        tok, marker = children
+        base = self._track(ast.NamedType(self._ts(tok), str(tok.value)))
+        return self._constrained(meta, base, marker)
+
+    def constrained_generic(self, meta: Any, children: list[Any]) -> ast.TypeExpr:
+        base = self.generic_type(meta, children[:-1])
+        return self._constrained(meta, base, children[-1])
+
+    def _constrained(self, meta: Any, base: ast.TypeExpr, marker: _Marker) -> ast.TypeExpr:
+        args: tuple[ast.ConstraintArg, ...] = marker.value
+        return self._track(ast.ConstrainedType(self._span(meta), base, args), base,
+                           *(a.value for a in args))
+
     def literal_type(self, meta: Any, children: list[Any]) -> ast.LiteralType:
         return self._track(ast.LiteralType(self._ts(children[0]), self._plain(children[0]).value))
 

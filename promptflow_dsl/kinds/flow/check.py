@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from graphlib import CycleError, TopologicalSorter
 
+from ...check.constraints import fits
 from ...check.decls import clean_since, param_scope
 from ...check.env import ModuleEnv
 from ...check.exprs import ExprChecker, free_names, mismatch_note
@@ -65,6 +66,8 @@ def check(env: ModuleEnv, d: FlowDecl, sig: Signature, ec: ExprChecker) -> FlowD
         scope.vars[name] = ec.check(a.value, scope)
     for r in returns:
         t = ec.check(r.value, scope)
+        if not fits(env, r.value, sig.returns, f"flow '{d.name}' returns"):
+            continue
         if not is_assignable(t, sig.returns):
             env.err(r.value.span, f"flow '{d.name}' returns {sig.returns.show()}, "
                                   f"but this is {t.show()}{mismatch_note(t, sig.returns)}")
