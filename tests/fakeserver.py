@@ -28,7 +28,14 @@ Behaviour is scripted per instance:
 - faults, consumed in order, one per POST request: ``fail(status, times,
   retry_after=None)``, ``hang(times, seconds=60)`` (no answer until ``seconds``
   pass or the server stops), ``garbage(times)`` (200 with a non-JSON body),
-  ``truncate(times, after_chunks=1)`` (a stream — or a body — cut off mid-way).
+  ``truncate(times, after_chunks=1)`` (a stream — or a body — cut off mid-way),
+  ``no_finish(times, done=True)`` (a stream that ends properly — with ``[DONE]``,
+  or without it when ``done`` is false — but never sends a ``finish_reason``);
+- server habits (kept until ``reset``): ``stream_usage = False`` ignores
+  ``stream_options.include_usage`` (no usage chunk, as some servers do);
+  ``require_key(key)`` answers 401 ``missing credentials`` to a POST whose
+  ``Authorization`` is not ``Bearer key``; ``token_embeddings = True`` answers one
+  vector per token (a list of lists) for each input, as a server without pooling does;
 
 It records every request (``.requests``: dicts with ``method``, ``path``, ``body``
 and ``headers``, looked up case-insensitively), counts them (``.count``), tracks the most requests in flight at
@@ -122,11 +129,12 @@ def echo_reply(body: dict[str, Any]) -> str:
 
 @dataclass
 class _Fault:
-    kind: str  # status | hang | garbage | truncate
+    kind: str  # status | hang | garbage | truncate | no_finish
     status: int = 500
     retry_after: float | str | None = None
     seconds: float = 60.0
     after_chunks: int = 1
+    done: bool = True
 
 
 class _Server(ThreadingHTTPServer):
@@ -229,6 +237,10 @@ class _Handler(BaseHTTPRequestHandler):
         if path not in ("/chat/completions", "/completions", "/embeddings"):
             self._send_error(404, f"no such path: {self.path}")
             return
+        if fake.api_key is not None and \
+                self.headers.get("Authorization") != f"Bearer {fake.api_key}":
+            self._send_error(401, "missing credentials: no valid API key was given")
+            return
         if fault is not None and fault.kind == "hang":
             fake._stop.wait(fault.seconds)
             self.close_connection = True
@@ -259,8 +271,11 @@ class _Handler(BaseHTTPRequestHandler):
         # max_tokens 0 (scoring an echoed prompt) generates nothing and takes no reply
         text = "" if not chat and body.get("max_tokens") == 0 else fake._next_reply(body)
         truncate = fault.after_chunks if fault is not None and fault.kind == "truncate" else None
+        no_finish = fault is not None and fault.kind == "no_finish"
         if body.get("stream"):
-            self._stream(fake, body, text, chat, truncate)
+            self._stream(fake, body, text, chat, truncate,
+                         finish=None if no_finish else "stop",
+                         done=not no_finish or (fault is not None and fault.done))
         elif truncate is not None:
             data = json.dumps(self._completion_obj(body, text, chat)).encode()
             self.send_response(200)
@@ -345,11 +360,11 @@ class _Handler(BaseHTTPRequestHandler):
                 "top_logprobs": top}
 
     def _stream(self, fake: FakeOpenAI, body: dict[str, Any], text: str, chat: bool,
-                truncate: int | None) -> None:
+                truncate: int | None, finish: str | None = "stop", done: bool = True) -> None:
         model = body.get("model", "fake")
         created = int(time.time())
         pieces = fake_tokens(text) or [""]
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        include_usage = fake.stream_usage and bool((body.get("stream_options") or {}).get("include_usage"))
         events: list[dict[str, Any]] = []
         for i, piece in enumerate(pieces):
             if chat:
@@ -364,7 +379,7 @@ class _Handler(BaseHTTPRequestHandler):
             events.append({"id": "chatcmpl-fake" if chat else "cmpl-fake", "object": obj,
                            "created": created, "model": model, "choices": [choice]})
         last = dict(events[-1])
-        last["choices"] = [dict(last["choices"][0], finish_reason="stop")]
+        last["choices"] = [dict(last["choices"][0], finish_reason=finish)]
         if chat:
             last["choices"][0]["delta"] = dict(last["choices"][0]["delta"])
         events[-1] = last
@@ -384,15 +399,21 @@ class _Handler(BaseHTTPRequestHandler):
             if fake.chunk_delay > 0 and fake._stop.wait(fake.chunk_delay):
                 return
         self._leave_once()
-        self._chunk(b"data: [DONE]\n\n")
+        if done:
+            self._chunk(b"data: [DONE]\n\n")
         self._chunk(b"")  # the terminating zero-length chunk
 
     def _embeddings(self, body: dict[str, Any]) -> None:
         inp = body.get("input", [])
         texts = [inp] if isinstance(inp, str) else [str(t) for t in inp]
         dims = body.get("dimensions") or 8
-        data = [{"object": "embedding", "index": i, "embedding": fake_embedding(t, int(dims))}
-                for i, t in enumerate(texts)]
+        if self.server.fake.token_embeddings:  # no pooling: one vector per token
+            data = [{"object": "embedding", "index": i,
+                     "embedding": [fake_embedding(w, int(dims)) for w in fake_tokens(t) or [""]]}
+                    for i, t in enumerate(texts)]
+        else:
+            data = [{"object": "embedding", "index": i, "embedding": fake_embedding(t, int(dims))}
+                    for i, t in enumerate(texts)]
         n = sum(_words(t) for t in texts)
         self._send_json(200, {"object": "list", "data": data, "model": body.get("model", "fake"),
                               "usage": {"prompt_tokens": n, "total_tokens": n}})
@@ -464,6 +485,9 @@ class FakeOpenAI:
             self._replies: deque[Reply] = deque()
             self._faults: deque[_Fault] = deque()
             self._reply_fn: Callable[[dict[str, Any]], str] = echo_reply
+            self.stream_usage = True  # False: ignore stream_options.include_usage
+            self.api_key: str | None = None  # set: a POST without it gets 401
+            self.token_embeddings = False  # True: one vector per token for each input
 
     def set_replies(self, replies: list[Reply]) -> None:
         """Queue replies (strings or ``body -> str`` callables), one per chat/completion."""
@@ -501,6 +525,17 @@ class FakeOpenAI:
         properly (a non-streamed reply is cut in the middle of its body)."""
         with self._lock:
             self._faults.extend(_Fault("truncate", after_chunks=after_chunks) for _ in range(times))
+
+    def no_finish(self, times: int = 1, done: bool = True) -> None:
+        """The next ``times`` streams send every chunk and end properly (``[DONE]`` unless
+        ``done`` is false, then the end of the body) but never give a ``finish_reason``."""
+        with self._lock:
+            self._faults.extend(_Fault("no_finish", done=done) for _ in range(times))
+
+    def require_key(self, key: str | None) -> None:
+        """POST requests without ``Authorization: Bearer key`` get 401 (``None``: none needed)."""
+        with self._lock:
+            self.api_key = key
 
     @property
     def bodies(self) -> list[dict[str, Any]]:

@@ -58,7 +58,10 @@ _USER_AGENT = "promptflow-dsl"
 
 
 class HTTPConnectionError(ConnectionError):
-    """A connection could not be made, or broke while a request was under way."""
+    """A connection could not be made, or broke while a request was under way;
+    ``refused`` is true when every address of the host refused the connection."""
+
+    refused = False
 
 
 class RemoteProtocolError(HTTPConnectionError):
@@ -542,6 +545,7 @@ class Pool:
                 self._ssl = ssl.create_default_context()
             context = self._ssl
         errors: list[str] = []
+        refused = True
         for address in await self._resolve(host, port):
             try:
                 _, conn = await loop.create_connection(
@@ -549,6 +553,7 @@ class Pool:
                     server_hostname=host if context is not None else None)
             except OSError as exc:  # refused, unreachable, a bad certificate (ssl.SSLError)
                 errors.append(f"{address[0]}:{address[1]}: {exc.strerror or exc}")
+                refused = refused and isinstance(exc, ConnectionRefusedError)
                 continue
             sock = conn.transport.get_extra_info("socket") if conn.transport else None
             if sock is not None:
@@ -558,7 +563,9 @@ class Pool:
                     pass
             self._all.add(conn)
             return conn
-        raise HTTPConnectionError(f"cannot connect to {host}:{port} ({'; '.join(errors)})")
+        error = HTTPConnectionError(f"cannot connect to {host}:{port} ({'; '.join(errors)})")
+        error.refused = refused and bool(errors)
+        raise error
 
     async def close(self) -> None:
         """Close every connection of this pool (idle or in use).  Idempotent."""

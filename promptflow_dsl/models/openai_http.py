@@ -32,7 +32,7 @@ from typing import Any
 from . import http11
 from .base import Usage
 from .prices import cost_of
-from .remote import LiteLLMBackend, split_provider
+from .remote import LiteLLMBackend, sends_env_key, split_provider
 
 OPENAI_BASE = "https://api.openai.com/v1"
 FAST_PREFIXES = ("openai/", "text-completion-openai/")
@@ -127,13 +127,19 @@ class OpenAIHTTPBackend(LiteLLMBackend):
     """An OpenAI-compatible model over plain HTTP (see the module docstring)."""
 
     ask_litellm = False
+    placeholder_key = None  # a server given no key gets no Authorization header
+
+    def _warm(self) -> None:
+        return None  # nothing to import
 
     # -- the wire ------------------------------------------------------------------
 
     def _request(self, kw: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:
         base = str(kw.get("api_base") or self.api_base or OPENAI_BASE).rstrip("/")
         headers = {"Content-Type": "application/json"}
-        key = kw.get("api_key") or (None if self.api_base else os.environ.get("OPENAI_API_KEY"))
+        # OPENAI_API_KEY goes to OpenAI only (``remote.sends_env_key``), never to another server
+        key = kw.get("api_key") or (os.environ.get("OPENAI_API_KEY")
+                                    if sends_env_key(self.model_id, base) else None)
         if key:
             headers["Authorization"] = f"Bearer {key}"
         body = {k: v for k, v in kw.items() if k not in _NOT_SENT}

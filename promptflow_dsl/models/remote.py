@@ -38,7 +38,7 @@ Operations: ``chat`` → ``litellm.acompletion``; ``complete`` →
 :func:`~promptflow_dsl.models.emulate.continue_via_chat`; ``stream`` →
 ``acompletion(stream=True, stream_options={"include_usage": True})`` (a prefix is
 continued through the chat emulation); ``score`` → text completion with ``echo`` and
-``logprobs`` (``max_tokens`` 1, never 0), else :class:`CapabilityError`; ``embed`` →
+``logprobs`` (``max_tokens`` 0), else :class:`CapabilityError`; ``embed`` →
 ``litellm.aembedding``. API keys come from the environment as litellm expects,
 from ``api_key_env`` (read at call time), the ``api_key`` argument (the model
 declaration's ``api_key``) or, per call, ``GenParams.extra["api_key"]`` (a handler's
@@ -85,7 +85,7 @@ from .profiles import (
     server_profile,
     structured_fields,
 )
-from .transport import classify, with_retries
+from .transport import CUT_OFF, Endpoint, backoff_delay, classify, with_retries
 
 #: capabilities a model parameter of the same name overrides
 _CAP_NAMES = frozenset(f.name for f in fields(Capabilities)) - {"json_schema_object_only"}
@@ -99,6 +99,24 @@ _OPENAI_SCHEMA_FAMILIES = re.compile(r"^(gpt-4o|gpt-4\.1|gpt-5|o1|o3|o4|chatgpt-
 _PREFILL_PROVIDERS = frozenset({"anthropic", "bedrock_anthropic"})
 
 _litellm: Any = None
+
+OPENAI_HOST = "api.openai.com"
+OPENAI_PROVIDERS = frozenset({"openai", "text-completion-openai"})
+NO_KEY = "no-key"
+"""What the litellm path sends as the key to an OpenAI-compatible server given no key (the
+OpenAI library always sends one; without it litellm would send ``OPENAI_API_KEY``)."""
+
+
+def sends_env_key(model_id: str, api_base: str | None) -> bool:
+    """Whether a call may carry ``OPENAI_API_KEY`` from the environment: only when it goes
+    to OpenAI itself (no ``api_base``, or one on ``api.openai.com``), on either client.
+    Other providers' ids read their own variables, as litellm does."""
+    if split_provider(model_id)[0] not in OPENAI_PROVIDERS or not api_base:
+        return True
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(str(api_base)).hostname or "").lower()
+    return host == OPENAI_HOST
 
 
 def load_litellm() -> Any:
@@ -146,7 +164,13 @@ def split_provider(model_id: str) -> tuple[str, str]:
     return "", model_id
 
 
-def _is_embedding_model(model_id: str) -> bool:
+def _is_embedding_model(model_id: str, params: Mapping[str, Any]) -> bool:
+    """An embedder by its declaration (the registry passes ``embeddings: true`` for a model
+    declared with ``embed``, ``false`` for any other); the id's look only for a model
+    without one (a backend made by hand)."""
+    declared = params.get("embeddings")
+    if isinstance(declared, bool):
+        return declared
     return "embed" in model_id.lower()
 
 
@@ -171,7 +195,7 @@ def capabilities_for(model_id: str, params: Mapping[str, Any] | None = None,
     params = dict(params or {})
     api_base = api_base or params.get("api_base")
     provider, name = split_provider(model_id)
-    if _is_embedding_model(model_id):
+    if _is_embedding_model(model_id, params):
         caps = Capabilities(chat=False, streaming=False, embeddings=True)
     elif provider == "text-completion-openai":
         caps = Capabilities(completion=True, logprobs=True)
@@ -292,9 +316,26 @@ class LiteLLMBackend:
             if key is None:
                 raise ModelError(self.model_id, f"the environment variable {self._api_key_env} "
                                                 f"(api_key_env) is not set")
+        if key is None and self.placeholder_key and not sends_env_key(self.model_id, self.api_base):
+            key = self.placeholder_key  # never the environment's OPENAI_API_KEY to a third party
         if key is not None:
             kw["api_key"] = key
         return kw
+
+    placeholder_key: str | None = NO_KEY
+    """The key sent to a self-hosted OpenAI-compatible server when none is given, so that
+    litellm does not send ``OPENAI_API_KEY`` there (the lean client sends no key at all)."""
+
+    def _endpoint(self, kw: Mapping[str, Any], path: str) -> Endpoint:
+        """Where a request with ``kw`` goes, for error messages."""
+        base = kw.get("api_base") or self.api_base
+        if base is None and split_provider(self.model_id)[0] in OPENAI_PROVIDERS:
+            base = f"https://{OPENAI_HOST}/v1"
+        key = kw.get("api_key")
+        keyed = bool(key) and key != self.placeholder_key
+        if not keyed and sends_env_key(self.model_id, self.api_base) and not self.api_base:
+            keyed = bool(os.environ.get("OPENAI_API_KEY"))
+        return Endpoint(str(base) if base else None, path, keyed)
 
     def _gen(self, params: GenParams) -> dict[str, Any]:
         kw: dict[str, Any] = {}
@@ -356,13 +397,21 @@ class LiteLLMBackend:
         total = float(prompt or 0.0) + float(completion or 0.0)
         return total or None
 
+    def _warm(self) -> None:
+        """Work done once before the first timed attempt (importing litellm takes seconds,
+        which must not count against a call's time-out)."""
+        load_litellm()
+
     async def _call(self, make: Callable[[], Awaitable[Any]],
-                    kw: Mapping[str, Any] | None = None) -> Any:
-        """``make()`` with retries; the API key of ``kw`` is masked in the error."""
+                    kw: Mapping[str, Any] | None = None, path: str = "") -> Any:
+        """``make()`` with retries; the API key of ``kw`` is masked in the error, which
+        names the address tried where it helps."""
+        self._warm()
         try:
             return await with_retries(make, model=self.model_id, max_attempts=self.max_attempts,
                                       base_delay=self.base_delay, max_delay=self.max_delay,
-                                      timeout=self.timeout, sleep=self._sleep)
+                                      timeout=self.timeout, sleep=self._sleep,
+                                      endpoint=self._endpoint(kw or {}, path))
         except ModelError as exc:
             mask_key(exc, (kw or {}).get("api_key"))
             raise
@@ -387,7 +436,7 @@ class LiteLLMBackend:
     async def chat(self, messages: list[Message], params: GenParams) -> Reply:
         """Raises :class:`ModelError` after retries."""
         kw = self._chat_request(messages, params)
-        response = await self._call(lambda: self._acompletion(kw), kw)
+        response = await self._call(lambda: self._acompletion(kw), kw, "/chat/completions")
         choice = self._first_choice(response)
         message = _get(choice, "message")
         text = _get(message, "content")
@@ -409,7 +458,7 @@ class LiteLLMBackend:
         kw.update(self._connection(params))
         kw["model"] = self._text_model()
         kw["prompt"] = prompt
-        return await self._call(lambda: self._atext_completion(kw), kw)
+        return await self._call(lambda: self._atext_completion(kw), kw, "/completions")
 
     async def complete(self, prefix: str, params: GenParams) -> Reply:
         """Continue ``prefix``; emulated through chat where completion is missing.
@@ -441,43 +490,71 @@ class LiteLLMBackend:
         kw = self._chat_request(messages, params)
         kw["stream"] = True
         kw["stream_options"] = {"include_usage": True}
-        response = await self._call(lambda: self._acompletion(kw), kw)
-        usage: Usage | None = None
-        finish: str | None = None
-        chunks = 0
-        iterator = response.__aiter__()
-        try:
-            while True:
-                try:
-                    async with asyncio.timeout(self.timeout):
-                        chunk = await iterator.__anext__()
-                except StopAsyncIteration:
-                    break
-                chunks += 1
-                usage = _usage_of(chunk) or usage
-                choices = _get(chunk, "choices") or []
-                if not choices:
-                    continue
-                delta = _get(choices[0], "delta")
-                text = _get(delta, "content") or ""
-                finish = _get(choices[0], "finish_reason") or finish
-                if cont is not None:
-                    text = cont.feed(text)
-                if text:
-                    yield StreamEvent(text)
-        except ModelError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - a stream broken part-way
-            failure = classify(exc)
-            raise mask_key(ModelError(self.model_id, f"the stream broke after {chunks} chunks: "
-                                                     f"{failure.description}", status=failure.status,
-                                      retryable=failure.retryable), kw.get("api_key")) from exc
-        finally:
-            await self._close_stream(response)
+        attempt = 0
+        while True:
+            attempt += 1
+            if cont is not None:  # a fresh filter for each attempt
+                messages, held = continuation_messages(prefix or "", prefill=self.capabilities.prefill)
+                cont = ContinuationFilter(prefix or "", held, prefill=self.capabilities.prefill)
+            response = await self._call(lambda: self._acompletion(kw), kw, "/chat/completions")
+            spy = _UsageSpy.install(response)
+            usage: Usage | None = None
+            finish: str | None = None
+            chunks = delivered = 0
+            error: ModelError | None = None
+            iterator = response.__aiter__()
+            try:
+                while True:
+                    try:
+                        async with asyncio.timeout(self.timeout):
+                            chunk = await iterator.__anext__()
+                    except StopAsyncIteration:
+                        break
+                    chunks += 1
+                    usage = _usage_of(chunk) or usage
+                    choices = _get(chunk, "choices") or []
+                    if not choices:
+                        continue
+                    delta = _get(choices[0], "delta")
+                    text = _get(delta, "content") or ""
+                    finish = _get(choices[0], "finish_reason") or finish
+                    if cont is not None:
+                        text = cont.feed(text)
+                    if text:
+                        delivered += len(text)
+                        yield StreamEvent(text)
+                if finish is None:
+                    error = ModelError(self.model_id, CUT_OFF, retryable=True)
+            except ModelError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a stream broken part-way
+                failure = classify(exc, self._endpoint(kw, "/chat/completions"))
+                what = failure.description if failure.description == CUT_OFF else (
+                    f"the stream broke after {chunks} chunks: {failure.description}")
+                error = ModelError(self.model_id, what, status=failure.status,
+                                   retryable=failure.retryable)
+                error.__cause__ = exc
+            finally:
+                await self._close_stream(response)
+            if error is None:
+                break
+            raise_now = not error.retryable or delivered or attempt >= self.max_attempts
+            if raise_now:
+                message = str(error.args[0]).removeprefix(f"{self.model_id}: ")
+                if delivered and error.retryable:
+                    message += f" ({delivered} characters of the reply were already delivered)"
+                elif error.retryable:
+                    message += f" (gave up after {attempt} attempt{'s' if attempt > 1 else ''})"
+                raise mask_key(ModelError(self.model_id, message, status=error.status,
+                                          retryable=error.retryable), kw.get("api_key")) from error
+            await self._sleep(backoff_delay(attempt, self.base_delay, self.max_delay))
         tail = cont.flush() if cont is not None else ""
+        if spy is not None and not spy.saw_usage:
+            usage = None  # litellm's own estimate, not the server's count: unknown
         if usage is not None:
             usage.cost = self._cost_of_usage(usage)
-        yield StreamEvent(tail, usage=usage or Usage(), finish_reason=finish)
+        # usage None: the server did not report it (stream_options.include_usage ignored)
+        yield StreamEvent(tail, usage=usage, finish_reason=finish)
 
     async def score(self, prefix: str, continuations: list[str]) -> list[Scored]:
         """The summed log-probability of each continuation after ``prefix``, from an
@@ -522,15 +599,71 @@ class LiteLLMBackend:
             raise no_embeddings(self.model_id)
         kw = self._connection()
         kw.pop("max_retries", None)
-        response = await self._call(lambda: self._aembedding(texts, kw), kw)
+        response = await self._call(lambda: self._aembedding(texts, kw), kw, "/embeddings")
         data = _get(response, "data") or []
-        vectors = [list(_get(d, "embedding") or []) for d in data]
-        if len(vectors) != len(texts) or any(not v for v in vectors):
-            raise ModelError(self.model_id, f"expected {len(texts)} embeddings, got {len(vectors)}")
-        return vectors
+        if len(data) != len(texts):
+            raise ModelError(self.model_id, f"expected {len(texts)} embeddings, got {len(data)}")
+        return [self._vector(_get(d, "embedding"), i) for i, d in enumerate(data)]
+
+    def _vector(self, value: Any, index: int) -> list[float]:
+        """One text's embedding as floats. Raises :class:`ModelError` for anything but a
+        non-empty list of numbers — in particular one vector per token (a list of lists:
+        a server that does not pool), which no route could compare."""
+        if isinstance(value, (list, tuple)) and value and all(
+                isinstance(v, (list, tuple)) for v in value):
+            dims = len(value[0]) if value[0] else 0
+            raise ModelError(self.model_id, f"the server returned one vector per token ({len(value)} "
+                                            f"vectors of {dims} numbers) for text {index + 1}, not "
+                                            f"one vector per text: serve the model with pooling "
+                                            f"(e.g. llama.cpp's `--pooling mean`) or use a "
+                                            f"sentence-embedding model")
+        if not isinstance(value, (list, tuple)) or not value or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            got = type(value).__name__ if not isinstance(value, (list, tuple)) else (
+                "an empty list" if not value else "a list of non-numbers")
+            raise ModelError(self.model_id, f"the embedding of text {index + 1} is not a list "
+                                            f"of numbers (got {got})")
+        return [float(v) for v in value]
 
     async def aclose(self) -> None:
         return None
+
+
+class _UsageSpy:
+    """Sits between litellm's stream wrapper and the raw stream to see whether the server
+    itself sent usage: when it did not, litellm makes an estimate up, which must not pass
+    for the server's count."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self._it: Any = None
+        self.saw_usage = False
+
+    @classmethod
+    def install(cls, response: Any) -> _UsageSpy | None:
+        inner = getattr(response, "completion_stream", None)
+        if inner is None or not hasattr(inner, "__aiter__"):
+            return None  # not litellm's wrapper (the lean client reports what the server sent)
+        spy = cls(inner)
+        try:
+            response.completion_stream = spy
+        except AttributeError:
+            return None
+        return spy
+
+    def __aiter__(self) -> _UsageSpy:
+        return self
+
+    async def __anext__(self) -> Any:
+        if self._it is None:
+            self._it = self._inner.__aiter__()
+        chunk = await self._it.__anext__()
+        if _get(chunk, "usage") is not None:
+            self.saw_usage = True
+        return chunk
+
+    async def aclose(self) -> None:
+        await _close_stream(self._inner)
 
 
 def call_key(params: GenParams | None) -> str | None:

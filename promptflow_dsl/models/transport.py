@@ -49,6 +49,25 @@ _REASONS = {400: "bad request", 401: "authentication failed", 403: "permission d
             502: "bad gateway", 503: "service unavailable", 504: "gateway timeout"}
 
 
+CUT_OFF = "the stream ended without a finish_reason: cut off by the server"
+"""The error of a stream that ended (``[DONE]`` or the end of the body) without saying
+why it stopped: retried like a broken connection, never passed off as a whole reply."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a call went, for error messages: the API base URL (``None`` when only the
+    provider's library knows it), the path under it, and whether an API key was sent."""
+
+    base: str | None = None
+    path: str = ""
+    keyed: bool = True
+
+    @property
+    def url(self) -> str | None:
+        return self.base.rstrip("/") + self.path if self.base else None
+
+
 @dataclass(frozen=True)
 class Failure:
     """What one failed attempt amounts to."""
@@ -141,8 +160,36 @@ def _message_of(exc: BaseException) -> str:
     return redact(text)
 
 
-def classify(exc: BaseException) -> Failure:
-    """Decide whether a failed attempt may be retried, and describe it."""
+def _refused(chain: list[BaseException]) -> bool:
+    return any(isinstance(e, ConnectionRefusedError) or getattr(e, "refused", False) is True
+               or "connection refused" in str(e).lower() for e in chain)
+
+
+def _connect_failed(chain: list[BaseException]) -> bool:
+    return any(type(e).__name__ in ("ConnectError", "ConnectTimeout", "ClientConnectorError")
+               or str(e).startswith("cannot connect to ") for e in chain)
+
+
+def _auth_hint(endpoint: Endpoint | None) -> str:
+    where = f"the server at {endpoint.base}" if endpoint and endpoint.base else "the server"
+    sent = "" if endpoint is None or endpoint.keyed else "no API key was sent; "
+    return (f"; {where} wants an API key for this model: {sent}give one in the model "
+            f"declaration with `api_key_env: \"NAME\"` (the environment variable that holds it) "
+            f"or `api_key: \"...\"`")
+
+
+def _not_found_hint(endpoint: Endpoint | None) -> str:
+    if endpoint is None or endpoint.url is None:
+        return ""
+    base = (endpoint.base or "").rstrip("/")
+    hint = ("is '/v1' missing at the end of api_base?" if not base.endswith("/v1")
+            else "check api_base and the model name")
+    return f" (the URL tried: {endpoint.url}; {hint})"
+
+
+def classify(exc: BaseException, endpoint: Endpoint | None = None) -> Failure:
+    """Decide whether a failed attempt may be retried, and describe it (with the address
+    of ``endpoint`` where it helps: a refused connection, a 404, a missing key)."""
     if isinstance(exc, ModelError):
         return Failure(str(exc.args[0]) if exc.args else type(exc).__name__, exc.status,
                        exc.retryable, retry_after_of(exc))
@@ -155,13 +202,28 @@ def classify(exc: BaseException) -> Failure:
     if bad_json is not None:  # e.g. a 200 whose body is an HTML error page
         return Failure(f"the server's reply is not valid JSON ({bad_json.msg} at line "
                        f"{bad_json.lineno} column {bad_json.colno})", None, True)
+    chain = _chain(exc)
+    if any("finish_reason" in str(e) and "MidStreamFallbackError" in {c.__name__ for c in type(e).__mro__}
+           for e in chain):  # litellm's word for a stream cut off before it said why it stopped
+        return Failure(CUT_OFF, None, True)
+    timeout_names = any("Timeout" in n for e in chain for n in {c.__name__ for c in type(e).__mro__})
+    if not timeout_names and (_refused(chain) or _connect_failed(chain)):
+        # litellm wraps these in errors with a made-up status 500
+        where = endpoint.base if endpoint is not None and endpoint.base else "the server"
+        why = "connection refused" if _refused(chain) else detail
+        return Failure(f"cannot connect to {where} ({why})", None, True)
     if names & _CONNECTION_NAMES:  # before the status: litellm gives these a made-up 500/408
         what = "timed out" if any("Timeout" in n for n in names) else "connection failed"
         return Failure(f"{what}: {detail}", None, True, retry_after_of(exc))
     if status is not None and 400 <= status < 600:
         reason = _REASONS.get(status, "server error" if status >= 500 else "client error")
         retryable = status >= 500 or status in RETRYABLE_4XX
-        return Failure(f"HTTP {status} {reason}: {detail}", status, retryable, retry_after_of(exc))
+        text = f"HTTP {status} {reason}: {detail}"
+        if status in (401, 403):
+            text += _auth_hint(endpoint)
+        elif status == 404:
+            text += _not_found_hint(endpoint)
+        return Failure(text, status, retryable, retry_after_of(exc))
     if isinstance(exc, OSError):  # ConnectionError and socket errors
         return Failure(f"connection failed: {detail}", None, True)
     return Failure(f"{type(exc).__name__}: {detail}", status, False)
@@ -177,8 +239,9 @@ def backoff_delay(attempt: int, base_delay: float, max_delay: float,
 async def with_retries(call: Callable[[], Awaitable[T]], *, model: str, max_attempts: int = 4,
                        base_delay: float = 0.5, max_delay: float = 20.0, timeout: float | None = 120.0,
                        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
-                       rng: random.Random | None = None) -> T:
-    """Run ``call()`` (a fresh awaitable per attempt) with timeouts and retries.
+                       rng: random.Random | None = None, endpoint: Endpoint | None = None) -> T:
+    """Run ``call()`` (a fresh awaitable per attempt) with timeouts and retries; errors
+    name ``endpoint`` where it helps (see :func:`classify`).
 
     Raises :class:`ModelError` (``status`` set where an HTTP status was seen) when an
     attempt fails with an error that is not retried, or when ``max_attempts``
@@ -193,7 +256,7 @@ async def with_retries(call: Callable[[], Awaitable[T]], *, model: str, max_atte
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - classified below
-            failure = classify(exc)
+            failure = classify(exc, endpoint)
             if isinstance(exc, TimeoutError) and timeout is not None:
                 failure = Failure(f"timed out after {timeout:g}s", None, True)
             last = failure
