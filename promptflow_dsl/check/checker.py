@@ -21,6 +21,7 @@ from . import decls
 from .env import ModuleEnv
 from .evals import check_eval, data_sources
 from .exprs import ExprChecker
+from .fallbacks import check_fallbacks
 from .loader import LoadResult, Project
 from .program import CheckedModule, CheckedProgram, Details, HandlerInfo, Signature
 
@@ -45,6 +46,7 @@ def kind_check(kind: str) -> KindCheck:
 def _check_module(env: ModuleEnv) -> None:
     env.declare()
     env.declare_models()
+    check_fallbacks(env)
     env.resolve_types()
     mod = env.module
     handler_decls = [d for d in mod.decls if isinstance(d, ast.HandlerDecl)

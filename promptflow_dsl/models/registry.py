@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -33,7 +34,7 @@ from .base import Backend, GenParams
 
 LOCAL_ID = "local/smollm2"
 _BACKEND_KEYS = ("api_base", "api_key_env", "completion", "concurrency", "client", "timeout",
-                 "num_retries")
+                 "num_retries", "fallbacks")
 _GEN_FIELDS = ("temperature", "max_tokens", "top_p", "seed")
 
 _local: Backend | None = None
@@ -57,6 +58,8 @@ class DeclaredModel(Protocol):
 
     @property
     def params(self) -> Mapping[str, Any]: ...
+
+    # ``embed: bool`` — declared as an embedding model (read with ``getattr``, default false)
 
 
 # module key -> model name as written in that module (``fast``, ``alias.fast``) -> declaration
@@ -103,17 +106,44 @@ class ModelRegistry:
             given = self.settings.intercept(name, model_id)
         if given is not None:
             return model_id, given, params
-        # two declarations of one id with different keys are two backends
-        cache_key = (model_id, params.get("api_base"), params.get("api_key"), params.get("api_key_env"))
+        # a declaration says whether the model embeds, not its id (`bge-m3` is an embedder)
+        made_with = {**params, "embeddings": True} if getattr(info, "embed", False) else \
+            ({"embeddings": False, **params} if info is not None else params)
+        # one backend per id and settings: declarations that differ in anything (server, key,
+        # client, time-out, retries, capability flags...) get backends of their own
+        cache_key = (model_id, json.dumps(made_with, sort_keys=True, default=str))
         backend = self._backends.get(cache_key)
         if backend is None:
-            backend = self._create(model_id, params)
+            backend = self._create(model_id, made_with)
             if self.settings.wrap is not None:
                 backend = self.settings.wrap(name, backend)
             self._backends[cache_key] = backend
         if "concurrency" in params and model_id not in self._limits:
             self._limits[model_id] = asyncio.Semaphore(max(1, int(params["concurrency"])))
         return model_id, backend, params
+
+    def chain(self, module_key: str, name: str | None) -> list[str]:
+        """The model names a call to ``name`` may try, in order: the model itself, then its
+        ``fallbacks`` (each followed by its own, depth first, every name once). Names are
+        as the module ``module_key`` writes them (a fallback of ``alias.fast`` is
+        ``alias.NAME``: fallbacks name models of the declaring module)."""
+        out: list[str] = []
+
+        def add(n: str) -> None:
+            if n in out:
+                return
+            out.append(n)
+            info = self.declared.get(module_key, {}).get(n)
+            fallbacks = info.params.get("fallbacks") if info is not None else None
+            if not isinstance(fallbacks, (list, tuple)):
+                return
+            prefix = n.rsplit(".", 1)[0] + "." if "." in n else ""
+            for f in fallbacks:
+                if isinstance(f, str) and f:
+                    add(prefix + f)
+
+        add(name or "default")
+        return out
 
     def _create(self, model_id: str, params: dict[str, Any]) -> Backend:
         if model_id == "echo":

@@ -10,6 +10,7 @@ names the handler and the ``.pflow`` line.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -22,7 +23,16 @@ from ..check.program import CheckedModule, CheckedProgram, HandlerInfo, ModelInf
 from ..diagnostics import Span
 from ..kinds import registry
 from ..lang.values import conform
-from ..models.base import Backend, GenParams, Message, ModelError, Reply, Scored, ScriptError
+from ..models.base import (
+    Backend,
+    CapabilityError,
+    GenParams,
+    Message,
+    ModelError,
+    Reply,
+    Scored,
+    ScriptError,
+)
 from ..syntax import ast
 from .cache import CacheMode, ResponseCache, cache_key
 from .errors import RunError, ScriptRefused
@@ -30,6 +40,18 @@ from .trace import Step, TraceRecorder
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..plan import Plan
+
+#: the trace step of the handler call (or sub-step) running in this task: a model call
+#: answered by a fallback model says so on it
+_current_step: contextvars.ContextVar[Step | None] = contextvars.ContextVar("pflow_step", default=None)
+
+
+def falls_back(exc: ModelError) -> bool:
+    """Whether a model's failure lets its ``fallbacks`` try: a transport error that
+    survived the retries (429, 5xx, a time-out, a refused or broken connection, a stream
+    cut off), never a refusal of the request (4xx), a missing capability or a test's
+    stand-in refusing."""
+    return exc.retryable and not isinstance(exc, (CapabilityError, ScriptError))
 
 
 @dataclass
@@ -152,6 +174,7 @@ class RunContext:
             return result
         started = time.perf_counter()
         self._report(+1, 0)
+        token = _current_step.set(step)
         try:
             result = await self._dispatch(h, inputs, step)
             result = self._check_result(h, result, name)
@@ -162,6 +185,7 @@ class RunContext:
                 exc.called_from(name, call_span)
             raise
         finally:
+            _current_step.reset(token)
             self._report(-1, 1)
         self.trace.finish(step, "ok", output=result,
                           latency_ms=(time.perf_counter() - started) * 1000)
@@ -176,11 +200,14 @@ class RunContext:
         of a :class:`RunError` raised inside (which propagates)."""
         step = self.trace.start(handler, kind, parent, inputs, file, line)
         sub = SubStep(step)
+        token = _current_step.set(step)
         try:
             yield sub
         except RunError as exc:
             self.trace.finish(step, "failed", error=exc.message)
             raise
+        finally:
+            _current_step.reset(token)
         self.trace.finish(step, "ok", output=sub.output)
 
     def _report(self, running: int, finished: int) -> None:
@@ -250,15 +277,68 @@ class RunContext:
         """(model id, backend, declared model parameters) for a model used by handler ``h``."""
         return self.registry.resolve(self.program.module_of(h.key).key, model_name)
 
+    def _fallback_chain(self, h: HandlerInfo, model_name: str | None) -> list[str]:
+        return self.registry.chain(self.program.module_of(h.key).key, model_name)
+
+    def _fell_back(self, failed: list[tuple[str, str, ModelError]], name: str, model_id: str) -> None:
+        """Note on the running step that model ``name`` answered after ``failed`` did not."""
+        step = _current_step.get()
+        if step is None:
+            return
+        step.answered_by = name
+        tried = ", ".join(f"'{n}'" for n, _, _ in failed)
+        self.trace.event(step, "fallback", f"model {tried} failed; '{name}' ({model_id}) answered",
+                         answered_by=name, model=model_id,
+                         failed=[{"model": n, "id": i, "error": str(e).removeprefix(f"{e.model}: ")}
+                                 for n, i, e in failed])
+
+    def _model_failed(self, h: HandlerInfo, model_id: str, exc: ModelError,
+                      failed: list[tuple[str, str, ModelError]]) -> RunError:
+        name = self.program.display_name(h.key)
+        detail = str(exc).removeprefix(f"{exc.model}: ")
+        before = "".join(f"; before it, fallback from model '{i}' after: "
+                         f"{str(e).removeprefix(f'{e.model}: ')}" for _, i, e in failed)
+        return RunError(f"model '{model_id}' failed for {h.kind} '{name}': {detail}{before}",
+                        span=h.decl.name_span, handler=name)
+
     async def _model_call(self, h: HandlerInfo, model_name: str | None, kind: str,
                           payload: dict[str, Any], params: GenParams | None,
                           call: Callable[[Backend, GenParams | None], Any]
                           ) -> tuple[dict[str, Any], bool, str]:
-        """One model call for handler ``h`` through the cache, the limits and the backend.
+        """One model call for handler ``h`` through the cache, the limits and the backend;
+        when the model fails with a transport error after its retries, its ``fallbacks``
+        are tried in order (:meth:`ModelRegistry.chain`), each with its own cache entries,
+        and the step notes which one answered.
 
         ``call(backend, merged_params)`` returns the JSON-able result to cache.  Returns
-        (result, cache hit, model id).  Raises :class:`RunError` when the model fails.
+        (result, cache hit, id of the model that answered).  Raises :class:`RunError`
+        when the model (and every fallback) fails.
         """
+        chain = self._fallback_chain(h, model_name)
+        failed: list[tuple[str, str, ModelError]] = []
+        for i, candidate in enumerate(chain):
+            model_id = self.backend_for(h, candidate)[0]
+            try:
+                data, hit = await self._one_model_call(h, candidate, kind, payload, params, call)
+            except ScriptError as exc:
+                raise ScriptRefused(str(exc.args[0]), span=h.decl.name_span,
+                                    handler=self.program.display_name(h.key)) from None
+            except ModelError as exc:
+                if falls_back(exc) and i + 1 < len(chain):
+                    failed.append((candidate, model_id, exc))
+                    continue
+                raise self._model_failed(h, model_id, exc, failed) from None
+            if failed:
+                self._fell_back(failed, candidate, model_id)
+            return data, hit, model_id
+        raise AssertionError("unreachable: the chain holds the model itself")  # pragma: no cover
+
+    async def _one_model_call(self, h: HandlerInfo, model_name: str, kind: str,
+                              payload: dict[str, Any], params: GenParams | None,
+                              call: Callable[[Backend, GenParams | None], Any]
+                              ) -> tuple[dict[str, Any], bool]:
+        """One model's call through the cache, the limits and its backend.  Raises
+        :class:`ModelError` (and :class:`ScriptError`) as the backend does."""
         model_id, backend, model_params = self.backend_for(h, model_name)
         merged = self.registry.gen_params(model_params, params) if params is not None else None
         if merged is not None:
@@ -266,7 +346,6 @@ class RunContext:
         if model_params.get("api_base"):  # two servers behind one model id are two models
             payload = {**payload, "api_base": str(model_params["api_base"])}
         sample = self._sample(model_id, payload, merged) if merged is not None else 0
-        name = self.program.display_name(h.key)
 
         async def compute() -> dict[str, Any]:
             # Backends own their transport (timeouts, retries with backoff).
@@ -274,20 +353,11 @@ class RunContext:
                 return await call(backend, merged)
 
         use_cache = self.cache is not None and h.details.cache
-        try:
-            if use_cache:
-                assert self.cache is not None
-                key = cache_key(model_id, kind, payload, sample)
-                data, hit = await self.cache.get_or_compute(key, compute, self.config.cache)
-            else:
-                data, hit = await compute(), False
-        except ScriptError as exc:
-            raise ScriptRefused(str(exc.args[0]), span=h.decl.name_span, handler=name) from None
-        except ModelError as exc:
-            detail = str(exc).removeprefix(f"{exc.model}: ")
-            raise RunError(f"model '{model_id}' failed for {h.kind} '{name}': {detail}",
-                           span=h.decl.name_span, handler=name) from None
-        return data, hit, model_id
+        if use_cache:
+            assert self.cache is not None
+            key = cache_key(model_id, kind, payload, sample)
+            return await self.cache.get_or_compute(key, compute, self.config.cache)
+        return await compute(), False
 
     @staticmethod
     def _reply_data(reply: Reply) -> dict[str, Any]:
@@ -376,28 +446,38 @@ class RunContext:
         iterator (``aclose``) closes the backend's stream (the local model stops and is
         freed). Raises :class:`RunError` when the model fails.
         """
-        model_id, backend, model_params = self.backend_for(h, model_name)
-        merged = self.registry.gen_params(model_params, params)
         name = self.program.display_name(h.key)
-        events = open_stream(backend, merged)
-        try:
-            while True:
-                try:
-                    async with self.limit, self.registry.model_limit(model_id):
-                        event = await events.__anext__()
-                except StopAsyncIteration:
-                    return
-                except ScriptError as exc:
-                    raise ScriptRefused(str(exc.args[0]), span=h.decl.name_span,
-                                        handler=name) from None
-                except ModelError as exc:
-                    raise RunError(f"model '{model_id}' failed for {h.kind} '{name}': {exc}",
-                                   span=h.decl.name_span, handler=name) from None
-                yield event
-        finally:
-            closer = getattr(events, "aclose", None)
-            if closer is not None:
-                await closer()
+        chain = self._fallback_chain(h, model_name)
+        failed: list[tuple[str, str, ModelError]] = []
+        for i, candidate in enumerate(chain):
+            model_id, backend, model_params = self.backend_for(h, candidate)
+            merged = self.registry.gen_params(model_params, params)
+            events = open_stream(backend, merged)
+            delivered = False
+            try:
+                while True:
+                    try:
+                        async with self.limit, self.registry.model_limit(model_id):
+                            event = await events.__anext__()
+                    except StopAsyncIteration:
+                        return
+                    except ScriptError as exc:
+                        raise ScriptRefused(str(exc.args[0]), span=h.decl.name_span,
+                                            handler=name) from None
+                    except ModelError as exc:
+                        # a fallback can stand in only while nothing was delivered
+                        if not delivered and falls_back(exc) and i + 1 < len(chain):
+                            failed.append((candidate, model_id, exc))
+                            break
+                        raise self._model_failed(h, model_id, exc, failed) from None
+                    if not delivered and failed:
+                        self._fell_back(failed, candidate, model_id)
+                    delivered = True
+                    yield event
+            finally:
+                closer = getattr(events, "aclose", None)
+                if closer is not None:
+                    await closer()
 
     # ------------------------------------------------------------ test counters
 

@@ -76,6 +76,9 @@ class Step(BaseModel):
     reply: str | None = None  # the model's raw reply text
     output: Any = None
     model: str | None = None
+    # the model name (as the handler's module writes it) that answered when the declared
+    # model failed and one of its `fallbacks` stood in; None when no fallback was needed
+    answered_by: str | None = None
     usage: TokenUsage | None = None
     cost: float | None = None  # USD
     started_at: dt.datetime = Field(default_factory=lambda: dt.datetime.now(dt.UTC))
@@ -563,6 +566,8 @@ def _step_line(step: Step, color: bool) -> str:
         parts.append(step.status.replace("_", " "))
     if step.model:
         parts.append(step.model)
+    if step.answered_by:
+        parts.append(_paint(f"answered by fallback '{step.answered_by}'", "33", color))
     if step.status not in ("skipped", "not_taken"):
         parts.append(_ms(step.latency_ms))
     if step.cache_hit:
