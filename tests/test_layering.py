@@ -14,7 +14,8 @@ The stages, earliest first::
     plan      plan/
     models    models/
     runtime   runtime/
-    datasets  datasets/, estimate/       estimate reads datasets and builds on the runtime
+    datasets  datasets/, estimate/,      estimate reads datasets and builds on the runtime;
+              distributed/               distributed runs the rows of datasets on Ray
     testing   testing/
     facade    __init__.py, program.py    the library API: load / loads -> Program
     cli       cli/, __main__.py          the command line, a client of the facade
@@ -62,6 +63,7 @@ TOP: dict[str, str] = {
     "runtime": "runtime",
     "datasets": "datasets",
     "estimate": "datasets",
+    "distributed": "datasets",
     "testing": "testing",
     "cli": "cli",
     "program": "facade",

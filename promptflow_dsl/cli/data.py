@@ -31,6 +31,73 @@ def add_model_options(p: Any, *, concurrency: str, trace_dir: str, no_trace: str
                                                           "the cached replies")
     p.add_argument("--trace-dir", metavar="DIR", help=trace_dir)
     p.add_argument("--no-trace", action="store_true", help=no_trace)
+    p.add_argument("--cache-dir", metavar="DIR",
+                   help="the response cache folder (default: .pflow-cache/responses in the "
+                        "project, or PFLOW_CACHE_DIR)")
+
+
+def add_executor_options(p: Any) -> None:
+    """``--executor``, ``--address``, ``--workers``, ``--worker-cpus`` and ``--worker-env``,
+    as ``pflow run --data`` and ``pflow eval`` take them."""
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="where the rows run: in this process (local, the default) or on Ray "
+                        "workers (ray; needs promptflow-dsl[ray])")
+    p.add_argument("--address", metavar="ADDR",
+                   help="with --executor ray: join this Ray cluster (auto, HOST:PORT or "
+                        "ray://HOST:PORT) instead of starting a local one for the run")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="with --executor ray: worker processes (default: one per CPU of the "
+                        "cluster); --concurrency is split evenly among them")
+    p.add_argument("--worker-cpus", type=float, default=1.0, metavar="F",
+                   help="with --executor ray: CPUs each worker reserves (default 1; 0.25 "
+                        "puts four workers on a CPU, for slow remote models)")
+    p.add_argument("--worker-env", action="append", default=[], metavar="NAME",
+                   help="with --executor ray: pass the environment variable NAME to the "
+                        "workers (repeatable; every api_key_env of the program's models "
+                        "is passed already)")
+
+
+def executor_of(args: argparse.Namespace, label: str) -> Any:
+    """The executor the command line asks for: ``None`` (local) or a
+    :class:`~promptflow_dsl.distributed.RayExecutor`. Raises :class:`UsageError` for
+    Ray options without ``--executor ray``, bad values, or Ray not installed."""
+    if getattr(args, "executor", "local") != "ray":
+        given = [opt for opt, value in (("--address", args.address),
+                                        ("--workers", args.workers),
+                                        ("--worker-env", args.worker_env or None))
+                 if value is not None]
+        if args.worker_cpus != 1.0:
+            given.append("--worker-cpus")
+        if given:
+            raise UsageError(f"{label}: {', '.join(given)} go with --executor ray")
+        return None
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"{label}: --workers must be at least 1")
+    if not args.worker_cpus > 0:
+        raise UsageError(f"{label}: --worker-cpus must be more than 0")
+    from ..distributed import RayExecutor, RayOptions, RayUnavailableError, import_ray
+
+    try:
+        import_ray()
+    except RayUnavailableError as exc:
+        raise UsageError(f"{label}: {exc}") from None
+    return RayExecutor(RayOptions(address=args.address, workers=args.workers,
+                                  cpus_per_worker=args.worker_cpus,
+                                  env=tuple(args.worker_env)))
+
+
+def executor_line(executor: Any) -> str | None:
+    """``ray: 2 workers (8 rows in flight each) on 1 host, 3 rows re-run`` after a run
+    on Ray; ``None`` for a local run. Never raises."""
+    stats = getattr(executor, "stats", None)
+    if stats is None or not stats.workers:
+        return None
+    hosts = len(set(stats.hosts))
+    line = (f"ray: {count(stats.workers, 'worker')} ({stats.per_worker} rows in flight "
+            f"each) on {count(hosts, 'host')}")
+    if stats.reruns:
+        line += f", {count(stats.reruns, 'row')} re-run after a worker was lost"
+    return line
 
 
 def add_row_options(p: Any, *, mapping: bool = True,
@@ -75,11 +142,12 @@ def data_options(args: argparse.Namespace, label: str, *, resume: Any,
     except ValueError as exc:
         raise UsageError(f"{label}: {exc}") from None
     progress = None if args.quiet else make_progress(sys.stderr, prefix="pflow")
+    executor = executor_of(args, label)
     return DataOptions(selection=Selection(limit=args.limit, sample=args.sample, seed=args.seed),
                        mapping=mapping, concurrency=concurrency, max_errors=args.max_errors,
                        resume=resume, retry_failed=args.retry_failed, force=args.force,
                        progress=progress, args=list(getattr(args, "argv", None) or []),
-                       handle_sigint=True)
+                       handle_sigint=True, executor=executor)
 
 
 def count(n: int, word: str) -> str:
@@ -179,6 +247,9 @@ def check_run_data_args(args: argparse.Namespace) -> None:
         if args.map or args.resume or args.retry_failed or args.force:
             raise UsageError(f"{label}: --map, --resume, --retry-failed and --force go "
                              "with --data")
+        if args.executor != "local":
+            raise UsageError(f"{label}: --executor goes with --data")
+        executor_of(args, label)  # Ray's other options go with --executor ray
         return
     if args.out is None:
         raise UsageError(f"{label}: --data needs --out PATH (where each row's result goes)")
@@ -197,8 +268,8 @@ def cmd_run_data(args: argparse.Namespace, program: Program, handler: str,
     from pathlib import Path
 
     from ..datasets import DatasetError, RunFolderError
-    from ..datasets.programs import check_handler_columns, handler_row_function
-    from ..runtime.rows import RowRunner
+    from ..datasets.programs import check_handler_columns, row_source
+    from ..distributed import ClusterError
 
     label = "pflow run"
     try:
@@ -217,6 +288,9 @@ def cmd_run_data(args: argparse.Namespace, program: Program, handler: str,
     except KeyError as exc:
         raise UsageError(f"{label}: {exc.args[0]}") from None
     config.progress = None
+    if Path(args.out).exists() and not options.resume and not options.force:
+        raise UsageError(f"{label}: {args.out} exists; --resume continues it, --force "
+                         "overwrites it")
 
     async def go() -> DatasetRun:
         from ..datasets import DatasetSpec, run_dataset_to_file
@@ -224,8 +298,9 @@ def cmd_run_data(args: argparse.Namespace, program: Program, handler: str,
 
         spec = DatasetSpec(data, program_digest=program_digest(program), args=options.args,
                            selection=options.selection, mapping=dict(options.mapping))
-        async with RowRunner(program, config) as runner:
-            notes.run_row = handler_row_function(runner, handler, data)
+        async with row_source(program, config, options, kind="handler", name=handler,
+                              dataset=data) as run_row:
+            notes.run_row = run_row
             return await run_dataset_to_file(
                 spec, notes, out=args.out, resume=bool(options.resume),
                 retry_failed=options.retry_failed, force=options.force,
@@ -236,9 +311,12 @@ def cmd_run_data(args: argparse.Namespace, program: Program, handler: str,
     notes = FailureNotes(None)
     try:
         run = asyncio.run(go())
-    except (DatasetError, RunFolderError) as exc:
+    except (DatasetError, RunFolderError, ClusterError) as exc:
         raise UsageError(f"{label}: {exc}") from None
     notes.show(label)
+    ran_on = executor_line(options.executor)
+    if ran_on is not None and not args.quiet:
+        print(ran_on, file=sys.stderr)
     if not args.quiet:
         print(f"{rows_line(run.summary)} · results {rel(Path(args.out))}", file=sys.stderr)
     status = finish_status(run)
@@ -254,5 +332,6 @@ def cmd_run_data(args: argparse.Namespace, program: Program, handler: str,
     return EXIT_FAILED if run.summary.get("rows", {}).get("failed") else EXIT_OK
 
 
-__all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "add_row_options", "check_run_data_args",
-           "cmd_run_data", "data_options"]
+__all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "add_executor_options", "add_row_options",
+           "check_run_data_args", "cmd_run_data", "data_options", "executor_line",
+           "executor_of"]

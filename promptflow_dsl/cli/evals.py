@@ -238,7 +238,8 @@ def _run_one(args: argparse.Namespace, program: Program, name: str, *,
 
     from ..datasets import DatasetError, RunFolderError, ThresholdError
     from ..datasets.programs import eval_root, run_eval
-    from .data import data_options, print_resume
+    from ..distributed import ClusterError
+    from .data import data_options, executor_line, print_resume
     from .run import run_config
 
     config = run_config(args, LABEL)
@@ -255,9 +256,12 @@ def _run_one(args: argparse.Namespace, program: Program, name: str, *,
                 pass
     try:
         run = asyncio.run(run_eval(program, name, config=config, options=options))
-    except (DatasetError, RunFolderError, ThresholdError) as exc:
+    except (DatasetError, RunFolderError, ThresholdError, ClusterError) as exc:
         raise UsageError(f"{LABEL}: {exc}") from None
     assert run.folder is not None
+    ran_on = executor_line(options.executor)
+    if ran_on is not None and not args.quiet:
+        print(ran_on, file=sys.stderr)
     summary = run.summary
     errors = _metric_errors(run.results_path)
     if errors:
@@ -343,7 +347,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: Any) -> None:
-    from .data import add_model_options, add_row_options
+    from .data import add_executor_options, add_model_options, add_row_options
 
     e = sub.add_parser("eval", help="run a program's evals over their datasets and score them",
                        description="Run each `eval` of FILE (or the EVALs named): its `run` "
@@ -365,6 +369,7 @@ def add_parser(sub: Any) -> None:
     add_model_options(e, concurrency="rows in flight, and most model and tool calls in flight "
                                      "(default 64)",
                       trace_dir="where to write each row's trace", no_trace="write no row traces")
+    add_executor_options(e)
     e.add_argument("--json", action="store_true", help="print summaries, lists and comparisons "
                                                        "as JSON")
     e.add_argument("-q", "--quiet", action="store_true", help="no progress or warning count")

@@ -86,7 +86,9 @@ def run_config(args: argparse.Namespace, label: str = "pflow run") -> RunConfig:
         raise UsageError(f"{label}: --concurrency must be at least 1")
     mode = CacheMode.OFF if args.no_cache else (CacheMode.REFRESH if args.refresh else
                                                 CacheMode.DEFAULT)
+    cache_dir = getattr(args, "cache_dir", None)
     return RunConfig(models=models, concurrency=args.concurrency, cache=mode,
+                     cache_dir=Path(cache_dir).resolve() if cache_dir else None,
                      trace_dir=Path(args.trace_dir) if args.trace_dir else None,
                      write_trace=not args.no_trace)
 
@@ -165,7 +167,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: Any) -> None:
-    from .data import add_model_options, add_row_options
+    from .data import add_executor_options, add_model_options, add_row_options
 
     r = sub.add_parser("run", help="run a handler against its models and print the result",
                        description="Run HANDLER of FILE (the only handler, or `main`, when not "
@@ -193,4 +195,5 @@ def add_parser(sub: Any) -> None:
     d.add_argument("--resume", action="store_true",
                    help="continue an existing --out: run only the rows it has no line for")
     add_row_options(d)
+    add_executor_options(d)
     r.set_defaults(func=cmd_run)

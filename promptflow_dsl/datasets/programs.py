@@ -20,14 +20,15 @@ Each row's result line holds ``inputs``, ``output`` (for an eval, the value of i
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import DatasetError
+from .errors import DatasetError, RunFolderError
 from .progress import Progress
 from .rows import dataset_format, iter_row_items, map_columns
 from .runner import (
@@ -46,8 +47,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..runtime.rows import RowCall, RowRunner
 
 __all__ = ["DataOptions", "check_handler_columns", "eval_root", "eval_row_function",
-           "handler_row_function", "model_ids", "program_digest", "program_path", "run_eval",
-           "run_handler_dataset"]
+           "handler_row_function", "model_ids", "program_digest", "program_path", "row_source",
+           "run_eval", "run_handler_dataset"]
 
 
 def program_digest(program: CheckedProgram) -> str:
@@ -101,7 +102,10 @@ class DataOptions:
     model and tool calls), ``max_errors``, resume / ``retry_failed`` / ``force``,
     ``progress``, ``args`` (the command line after ``pflow``, for the resume command),
     ``handle_sigint`` (a first Ctrl-C stops gracefully), ``grace`` (seconds in-flight
-    rows get to finish when stopped)."""
+    rows get to finish when stopped), ``executor`` (``None``: the rows run in this
+    process; else an object whose ``rows(program, config, kind=, name=, dataset=,
+    concurrency=)`` is an async context manager yielding the row function, such as
+    :class:`~promptflow_dsl.distributed.RayExecutor`)."""
 
     selection: Selection = field(default_factory=Selection)
     mapping: Mapping[str, str] = field(default_factory=dict)
@@ -115,6 +119,37 @@ class DataOptions:
     handle_sigint: bool = False
     grace: float = 5.0
     durable: bool = False
+    executor: Any = None
+
+
+@contextlib.asynccontextmanager
+async def row_source(program: CheckedProgram, config: RunConfig | None,
+                      options: DataOptions, *, kind: str, name: str,
+                      dataset: str | os.PathLike[str],
+                      runner: RowRunner | None = None) -> AsyncIterator[RowFunction]:
+    """The row function of a dataset run (``kind`` ``"handler"`` or ``"eval"``, and its
+    ``name``): on a :class:`RowRunner` in this process (``runner``, left open, or one
+    made from ``config``), or on ``options.executor``'s workers.
+
+    Raises ``KeyError`` for an unknown eval, and what the executor raises when its
+    workers cannot start."""
+    if options.executor is not None:
+        async with options.executor.rows(program, config, kind=kind, name=name,
+                                         dataset=dataset,
+                                         concurrency=options.concurrency) as run_row:
+            yield run_row
+        return
+    from ..runtime.rows import RowRunner
+
+    rr = runner if runner is not None else RowRunner(program, config)
+    try:
+        if kind == "eval":
+            yield eval_row_function(rr, program.eval(name))
+        else:
+            yield handler_row_function(rr, name, dataset)
+    finally:
+        if runner is None:
+            await rr.aclose()
 
 
 # ------------------------------------------------------------------ handler rows
@@ -204,25 +239,22 @@ async def run_handler_dataset(program: CheckedProgram, handler: str,
     that cannot be read), :class:`~promptflow_dsl.datasets.errors.RunFolderError`
     (``out`` exists without resume or force), ``KeyError`` for an unknown handler.
     """
-    from ..runtime.rows import RowRunner
-
     options = options or DataOptions()
     check_handler_columns(program, handler, dataset, options.mapping)
     spec = DatasetSpec(dataset, program_digest=program_digest(program),
                        args=list(options.args), selection=options.selection,
                        mapping=dict(options.mapping))
-    own = runner is None
-    rr = runner if runner is not None else RowRunner(program, config)
-    try:
+    if (options.executor is not None and Path(out).exists() and not options.resume
+            and not options.force):  # refuse before any worker starts
+        raise RunFolderError(f"{out} exists; --resume continues it, --force overwrites it")
+    async with row_source(program, config, options, kind="handler", name=handler,
+                          dataset=dataset, runner=runner) as run_row:
         return await run_dataset_to_file(
-            spec, handler_row_function(rr, handler, dataset), out=out,
+            spec, run_row, out=out,
             resume=bool(options.resume), retry_failed=options.retry_failed,
             force=options.force, concurrency=options.concurrency,
             max_errors=options.max_errors, grace=options.grace, progress=options.progress,
             handle_sigint=options.handle_sigint, durable=options.durable)
-    finally:
-        if own:
-            await rr.aclose()
 
 
 # ------------------------------------------------------------------ eval rows
@@ -269,24 +301,25 @@ async def run_eval(program: CheckedProgram, name: str, *, config: RunConfig | No
     on resume is a :class:`~promptflow_dsl.datasets.errors.ResumeError` unless
     ``options.force``).
     """
-    from ..runtime.rows import RowRunner
-
     options = options or DataOptions()
     info = program.eval(name)
     overrides = config.models if config is not None else {}
-    spec = DatasetSpec(
-        info.data, program_digest=program_digest(program),
-        models=model_ids(program, overrides),
-        options={**_options_record(program, name, config, options), **(extra_options or {})},
-        args=list(options.args),
-        selection=options.selection, mapping=dict(options.mapping),
-        metrics=[m.name for m in info.metrics],
-        thresholds=[t.text for t in info.thresholds],
-        estimate=(_estimate(program, name, overrides, options.selection)
-                  if estimate and options.resume is None else None))
-    async with RowRunner(program, config) as rr:
+    made = (_estimate(program, name, overrides, options.selection)
+            if estimate and options.resume is None else None)
+    async with row_source(program, config, options, kind="eval", name=name,
+                          dataset=info.data) as run_row:
+        record = {**_options_record(program, name, config, options), **(extra_options or {})}
+        stats = getattr(options.executor, "stats", None)
+        if stats is not None:
+            record["executor"] = stats.to_json()
+        spec = DatasetSpec(
+            info.data, program_digest=program_digest(program),
+            models=model_ids(program, overrides), options=record, args=list(options.args),
+            selection=options.selection, mapping=dict(options.mapping),
+            metrics=[m.name for m in info.metrics],
+            thresholds=[t.text for t in info.thresholds], estimate=made)
         return await run_dataset(
-            spec, eval_row_function(rr, info), root=root or eval_root(program),
+            spec, run_row, root=root or eval_root(program),
             resume=options.resume, retry_failed=options.retry_failed, force=options.force,
             concurrency=options.concurrency, max_errors=options.max_errors,
             grace=options.grace, progress=options.progress,

@@ -256,7 +256,9 @@ class ResultsTable:
     ``metrics[name]`` holds their values aligned with ``rows`` (``nan`` = not scored;
     ``True``/``False`` as 1/0) and ``binary[name]`` says whether every scored value
     was a boolean (the metric is a rate). ``tokens`` and ``cost`` add up every
-    recorded attempt, including a failed line that a retry superseded.
+    recorded attempt, including a failed line that a retry superseded; ``reruns``
+    the times rows were run again because the worker running them was lost (the
+    ``reruns`` field of a line, written by a distributed executor).
     """
 
     rows: array = field(default_factory=lambda: array("q"))
@@ -266,6 +268,7 @@ class ResultsTable:
     failed: int = 0
     tokens: int = 0
     cost: float | None = None
+    reruns: int = 0
     state: ResultsState = field(default_factory=ResultsState)
 
 
@@ -294,6 +297,9 @@ def load_results_table(path: str | os.PathLike[str]) -> ResultsTable:
         cost = value.get("cost")
         if isinstance(cost, int | float) and not isinstance(cost, bool):
             table.cost = (table.cost or 0.0) + float(cost)
+        reruns = value.get("reruns")
+        if isinstance(reruns, int) and not isinstance(reruns, bool) and reruns > 0:
+            table.reruns += reruns
         if value["status"] != "ok":
             continue
         n = len(table.rows)

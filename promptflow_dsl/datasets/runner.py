@@ -579,6 +579,8 @@ def _summary(spec: DatasetSpec, results_path: Path, *, run_id: str | None, statu
         summary["session"] = {"ok": result.ok, "failed": result.failed,
                               "cancelled": result.cancelled,
                               "elapsed": round(result.elapsed, 3)}
+    if table.reruns:
+        summary["reruns"] = table.reruns
     if spec.estimate is not None:
         summary["estimate"] = estimate_summary(spec.estimate, table.tokens, table.cost)
     if table.state.unreadable_count:
