@@ -497,9 +497,19 @@ def pydantic_model(rec: RecordType) -> type[pydantic.BaseModel]:
 
 
 def _annotation(t: Type) -> Any:
-    """The Python annotation pydantic validates ``t`` with."""
+    """The Python annotation pydantic validates ``t`` with (field constraints as an
+    after-validator with the rules of :meth:`Constraints.violation`)."""
     import pydantic
 
+    c = constraints_of(t)
+    if c is not None:
+        def meets(value: Any, c: Constraints = c) -> Any:
+            problem = c.violation(value)
+            if problem is not None:
+                raise ValueError(problem)
+            return value
+
+        return typing.Annotated[_annotation(unconstrained(t)), pydantic.AfterValidator(meets)]
     if isinstance(t, StrType):
         return pydantic.StrictStr
     if isinstance(t, IntType):

@@ -167,3 +167,16 @@ def test_dataset_rows_meet_the_constraints():
     with pytest.raises(RowTypeError) as info:
         row_value({"title": "ok", "stars": "9"}, row_t, text_cells=True)
     assert info.value.message == "field 'stars': at most 5, got 9"
+
+
+def test_pydantic_models_of_records_check_the_constraints():
+    import pydantic
+
+    from promptflow_dsl.lang.types import pydantic_model
+
+    model = pydantic_model(RecordType("R", (Field.of("title", TITLE), Field.of("tags", TAGS))))
+    assert model(title="Fine", tags=["a"]).title == "Fine"
+    with pytest.raises(pydantic.ValidationError, match="at most 20 characters, got 21"):
+        model(title="x" * 21, tags=["a"])
+    with pytest.raises(pydantic.ValidationError, match="at least 1 item, got 0"):
+        model(title="Fine", tags=[])
