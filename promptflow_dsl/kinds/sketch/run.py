@@ -32,11 +32,12 @@ from typing import TYPE_CHECKING, Any
 
 from ...check.program import HandlerInfo
 from ...diagnostics import Span
+from ...lang.constraints import Constraints
 from ...lang.decoding import decoder_plan, hole_method
 from ...lang.grammars import free_text_grammar, hole_grammar
 from ...lang.holes import Hole, hole_kind, parse_template
 from ...lang.templates import locate, template_env
-from ...lang.types import AnyType, RecordType
+from ...lang.types import AnyType, OptionalType, RecordType, constraints_of
 from ...lang.values import for_template
 from ...models.base import GenParams, Message
 from ...runtime.asking import NoValidReply, ask_until_valid
@@ -67,6 +68,7 @@ class HoleSpec:
     stop: str | None  # the terminator: the hole's stop, else the next literal's first characters
     options: tuple[str, ...] | None  # the choices ("true", "false" for bool)
     span: Span
+    constraints: Constraints | None = None  # of the field the hole fills (str(max_length=...))
 
     @property
     def name(self) -> str:
@@ -123,16 +125,25 @@ def parse_value(spec: HoleSpec, raw: str) -> tuple[Any, str]:
             raise ValueError("reply with an integer, in digits" if spec.kind == "int"
                              else "reply with a number, in digits")
         text = m.group().lstrip("+")
-        return (int(text) if spec.kind == "int" else float(text)), text
+        return _within(spec, int(text) if spec.kind == "int" else float(text)), text
     if spec.kind == "regex":
         assert spec.hole.regex is not None
         for cand in (s, s.rstrip(".").strip(), s.split("\n", 1)[0].strip()):
             if re.fullmatch(spec.hole.regex, cand):
-                return cand, cand
+                return _within(spec, cand), cand
         raise ValueError(f"reply with text that matches the regular expression {spec.hole.regex}")
     if not s:
         raise ValueError("the answer is empty")
-    return s, s
+    return _within(spec, s), s
+
+
+def _within(spec: HoleSpec, value: Any) -> Any:
+    """``value`` when it meets the constraints of the hole's field; raises ``ValueError``
+    with the violation (the hole is re-asked like any invalid answer)."""
+    problem = spec.constraints.violation(value) if spec.constraints is not None else None
+    if problem is not None:
+        raise ValueError(problem)
+    return value
 
 
 def cut(text: str, stop: str | None) -> str:
@@ -226,7 +237,21 @@ class SketchRun(HandlerRun):
         kind = hole_kind(hole)
         options = hole.choices if kind == "choice" else (("true", "false") if kind == "bool" else None)
         return HoleSpec(hole, kind, hole_method(self.caps, hole)[0], hole.stop, options,
-                        Span.point(node.span.file, line, col, len(hole.name)))
+                        Span.point(node.span.file, line, col, len(hole.name)),
+                        self._constraints(hole.name))
+
+    def _constraints(self, hole: str) -> Constraints | None:
+        """The constraints of the field hole ``hole`` fills (the return type itself for a
+        sketch with one hole and no record)."""
+        ret = self.h.signature.returns
+        if isinstance(ret, RecordType):
+            f = ret.field(hole)
+            t = f.type if f is not None else None
+        else:
+            t = ret
+        if isinstance(t, OptionalType):
+            t = t.inner
+        return constraints_of(t) if t is not None else None
 
     @property
     def holes(self) -> list[HoleSpec]:
