@@ -1,0 +1,55 @@
+"""Fixtures of the real-server tests: ``real_server`` (llama-cpp-python's server, chat
+and completions, ``--n_ctx 2048``, ``--interrupt_requests false``), ``interrupting_server``
+(the same with the server's default: a new request cuts the stream in progress short) and ``embedding_server`` (the same model with
+``--embedding true``), each started once per session and stopped by its PID at the end
+(``llama_server.py``); probing of server profiles is on, into a per-test cache file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from llama_server import Server, start_server
+
+
+@pytest.fixture(scope="session")
+def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    # requests queue instead of cutting the stream in progress short (the server's default)
+    server = start_server(tmp_path_factory.mktemp("realserver"), "--interrupt_requests", "false")
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture(scope="session")
+def embedding_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = start_server(tmp_path_factory.mktemp("realserver_emb"), "--embedding", "true")
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture(autouse=True)
+def _probing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Server profiles are probed here (the rest of the suite turns probing off), into a
+    cache file of the test's own."""
+    from promptflow_dsl.models import profiles
+
+    monkeypatch.setenv(profiles.PROBE_ENV, "1")
+    monkeypatch.setenv(profiles.CACHE_ENV, str(tmp_path / "servers.json"))
+    profiles.forget()
+    yield
+    profiles.forget()
+
+
+@pytest.fixture(scope="session")
+def interrupting_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = start_server(tmp_path_factory.mktemp("realserver_int"))
+    try:
+        yield server
+    finally:
+        server.kill()
