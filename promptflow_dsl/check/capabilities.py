@@ -19,7 +19,11 @@ anything else (``openai/…`` chat, …)       –           –        –     
 =========================================  ==========  =======  ========  =======
 
 A model parameter named like a capability (``completion: true``, ``logprobs:
-true``, ``grammar: true``, ...) overrides its row, as at run time.
+true``, ``grammar: true``, ...) overrides its row, as at run time. For a model with
+``api_base``, the capabilities of its server profile replace the row when a run has
+cached one (``.pflow-cache/servers.json`` of the project, or ``$PFLOW_SERVER_CACHE``;
+written by ``models/profiles.py``, read here as plain JSON — ``pflow check`` never asks
+a server anything).
 
 The fallback rules (:func:`~promptflow_dsl.lang.decoding.decoder_plan`,
 :func:`~promptflow_dsl.lang.decoding.hole_method`) take any object with the
@@ -29,14 +33,19 @@ capability attributes, so the checker (with :class:`ModelCaps`) and the runtime
 
 from __future__ import annotations
 
+import json
+import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import Any
 
 from ..lang.decoding import decoder_plan, hole_method
 from ..lang.holes import hole_kind
 
-__all__ = ["ModelCaps", "static_capabilities", "reask_phrase", "sketch_warnings",
+__all__ = ["ModelCaps", "static_capabilities", "cached_server_capabilities", "reask_phrase",
+           "sketch_warnings",
            "check_sketch_capabilities"]
 
 
@@ -56,8 +65,26 @@ _NAMES = frozenset(f.name for f in fields(ModelCaps))
 _PREFILL_PROVIDERS = frozenset({"anthropic", "bedrock_anthropic"})
 
 
-def static_capabilities(model_id: str, params: Mapping[str, Any] | None = None) -> ModelCaps:
-    """The table of the module docstring, then overrides from the model's ``params``."""
+def cached_server_capabilities(root: Path | None, api_base: Any) -> dict[str, bool] | None:
+    """The capabilities cached for the server at ``api_base`` by a run (unexpired), if any."""
+    if not isinstance(api_base, str) or not api_base:
+        return None
+    env = os.environ.get("PFLOW_SERVER_CACHE")
+    path = Path(env) if env else (root or Path.cwd()) / ".pflow-cache" / "servers.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        entry = data["servers"][api_base.rstrip("/")]
+        caps = entry["capabilities"] if float(entry["expires"]) > time.time() else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return {k: v for k, v in caps.items() if k in _NAMES and isinstance(v, bool)} if isinstance(
+        caps, dict) else None
+
+
+def static_capabilities(model_id: str, params: Mapping[str, Any] | None = None,
+                        server: Mapping[str, bool] | None = None) -> ModelCaps:
+    """The table of the module docstring (``server``: a cached server profile's
+    capabilities replace the row), then overrides from the model's ``params``."""
     params = dict(params or {})
     lower = model_id.lower()
     provider = lower.split("/", 1)[0] if "/" in lower else ("anthropic" if lower.startswith("claude")
@@ -76,6 +103,8 @@ def static_capabilities(model_id: str, params: Mapping[str, Any] | None = None) 
                          json_schema=bool(params.get("json_schema", False)))
     else:
         caps = ModelCaps(prefill=provider in _PREFILL_PROVIDERS)
+    if server and params.get("api_base") and model_id not in ("local/smollm2", "echo"):
+        caps = replace(caps, **server)
     overrides = {k: v for k, v in params.items() if k in _NAMES and isinstance(v, bool)}
     return replace(caps, **overrides) if overrides else caps
 
@@ -137,7 +166,8 @@ def check_sketch_capabilities(env: Any, d: Any, holes: Any, decoder: str, beam: 
         info = mod.models.get(ref.parts[1]) if mod is not None else None
     if info is None or info.embed:
         return
-    caps = static_capabilities(info.model_id, info.params)
+    caps = static_capabilities(info.model_id, info.params,
+                               cached_server_capabilities(env.project.root, info.params.get("api_base")))
     on_decoder, on_holes = sketch_warnings(caps, info.model_id, decoder, beam or 1, holes, retries)
     if on_decoder is not None and d.decoder is not None:
         env.warn(d.decoder.span, on_decoder)

@@ -171,3 +171,28 @@ def test_the_backend_asks_for_json_the_servers_way_and_never_sends_the_profile_k
     bad = OpenAIHTTPBackend("openai/m", {"api_base": BASE, "server": "nope"})
     with pytest.raises(Exception, match="unknown server kind"):
         _ = bad.capabilities
+
+
+SKETCH = '''
+model default = "openai/m" {{ api_base: "{base}" }}
+sketch v(claim: str) -> {{ answer: str }} {{
+  template """Claim: {{{{ claim }}}}. True? [answer in {{"yes", "no"}}]"""
+}}
+'''
+
+
+def test_pflow_check_uses_a_cached_profile_and_asks_no_server(tmp_path, monkeypatch):
+    import promptflow_dsl as pf
+
+    monkeypatch.delenv(P.CACHE_ENV)
+    path = tmp_path / "s.pflow"
+    path.write_text(SKETCH.format(base=BASE))
+    warned = [w.message for w in pf.load(path).warnings]
+    assert any("cannot enforce the choices" in m for m in warned)  # nothing known: a warning
+    # a run probed the server: a llama-cpp-python server scores choices with log-probs
+    cache = tmp_path / ".pflow-cache" / "servers.json"
+    P.write_cached(BASE, P.profile_of_kind("llama-cpp-python"), path=cache)
+    assert pf.load(path).warnings == []
+    # an expired entry no longer counts
+    P.write_cached(BASE, P.profile_of_kind("llama-cpp-python"), now=0.0, path=cache)
+    assert pf.load(path).warnings != []
