@@ -43,11 +43,15 @@ KNOWN_MODEL_PARAMS: dict[str, Type] = {
     "stop": ANY, "api_base": STR, "api_key": STR, "api_key_env": STR, "n_ctx": INT,
     "presence_penalty": FLOAT, "frequency_penalty": FLOAT, "concurrency": INT, "num_retries": INT,
     "repeat_penalty": FLOAT, "top_k": INT, "min_p": FLOAT, "client": STR,
+    "server": STR, "chat_template": STR,  # the server profile (models/profiles.py)
     "fallbacks": ListType(STR),  # names of models of this module to try after a transport failure
     # capability overrides (see models/README.md)
     "completion": BOOL, "logprobs": BOOL, "grammar": BOOL, "prefill": BOOL, "json_schema": BOOL,
     "streaming": BOOL, "chat": BOOL, "embeddings": BOOL,
 }
+
+#: the values of the model parameter ``server`` (``models.profiles.KINDS``; a test keeps them equal)
+SERVER_KINDS = ("openai", "vllm", "llama.cpp", "llama-cpp-python", "ollama", "tgi", "litellm-proxy")
 
 
 class ModuleEnv:
@@ -317,6 +321,9 @@ class ModuleEnv:
                         hint = suggest(en.key, list(KNOWN_MODEL_PARAMS))
                         if hint:
                             self.warn(en.span, f"unknown model parameter '{en.key}'{hint}")
+                    if en.key == "server" and params[en.key] not in (*SERVER_KINDS, None):
+                        self.err(en.span, f"unknown server kind {params[en.key]!r}; one of: "
+                                          f"{', '.join(SERVER_KINDS)}")
             self.cm.models[name] = ModelInfo(name, d.model_id.value, d.embed, params, d.span)
         if "default" not in self.cm.models:
             self.cm.models["default"] = ModelInfo("default", DEFAULT_MODEL_ID, False, {}, None)

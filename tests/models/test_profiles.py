@@ -196,3 +196,18 @@ def test_pflow_check_uses_a_cached_profile_and_asks_no_server(tmp_path, monkeypa
     # an expired entry no longer counts
     P.write_cached(BASE, P.profile_of_kind("llama-cpp-python"), now=0.0, path=cache)
     assert pf.load(path).warnings != []
+
+
+def test_the_checker_knows_the_server_kinds(tmp_path):
+    import promptflow_dsl as pf
+    from promptflow_dsl.check.env import SERVER_KINDS
+    from promptflow_dsl.diagnostics import CompileError
+
+    assert SERVER_KINDS == P.KINDS
+    path = tmp_path / "m.pflow"
+    path.write_text('model default = "openai/m" { api_base: "http://h/v1", server: "vllm", '
+                    'chat_template: "{{ messages }}" }\nprompt p(x: str) -> str = "{{ x }}"\n')
+    assert pf.load(path).warnings == []
+    path.write_text(path.read_text().replace('"vllm"', '"vlm"'))
+    with pytest.raises(CompileError, match="unknown server kind 'vlm'"):
+        pf.load(path)
