@@ -163,3 +163,41 @@ def test_two_server_replies_stopped_at_max_tokens_fail_the_call(tmp_path, fake_o
         program.run("judge", config=config, x="y")
     assert fake_openai.count == 2
     assert "cut off at max_tokens=4" in str(info.value)
+
+
+# --------------------------------------------------------------------------- hooked prompts
+
+HOOKED = '''
+model default = "echo"
+tool noop(x: str) -> str = python "tools:noop"
+hook h {
+  when r"never(?=\\s)"
+  run noop(x=text)
+}
+prompt yes_no(x: str) -> "yes" | "no" {
+  user "{{ x }}"
+  hooks [h]
+  params { max_tokens: 3 }
+}
+'''
+
+
+class CuttingStream(ScriptedBackend):
+    """A scripted model whose streams end with finish_reason "length"."""
+
+    async def stream(self, messages, prefix, params):
+        async for ev in super().stream(messages, prefix, params):
+            if ev.finish_reason is not None:
+                ev.finish_reason = "length"
+            yield ev
+
+
+def test_a_hooked_text_cut_off_says_so(tmp_path):
+    (tmp_path / "tools.py").write_text("def noop(x):\n    return x\n")
+    (tmp_path / "p.pflow").write_text(HOOKED)
+    program = pf.load(tmp_path / "p.pflow")
+    model = CuttingStream("default", ["well it depends"])
+    with pytest.raises(RunFailed) as info:
+        run(program, tmp_path, "yes_no", model, x="y")
+    assert "the hooked text does not match" in str(info.value)
+    assert str(info.value).rstrip().endswith("(cut off at max_tokens=3)")

@@ -143,6 +143,7 @@ class HookedGeneration(HandlerRun):
         self._resume_from = 0.0
         self._detected = 0.0
         self._budget_noted = False
+        self.finish: str | None = None  # the finish reason of the last generation
 
     # ------------------------------------------------------------ the loop
 
@@ -156,6 +157,7 @@ class HookedGeneration(HandlerRun):
             if firing is None and gen.new_text and gen.finish != "length" and self._active():
                 firing = await self._check_end(text)
             if firing is None:
+                self.finish = gen.finish
                 return text
             text, done = await self._fire(firing, text)
             self._annotate(text)
@@ -395,11 +397,16 @@ async def run_hooked_prompt(ctx: RunContext, h: HandlerInfo, model_name: str | N
     return type). Raises :class:`RunError`."""
     from ...runtime.asking import parse_reply
 
-    text = await HookedGeneration(ctx, h, model_name, messages, params, step).run()
+    generation = HookedGeneration(ctx, h, model_name, messages, params, step)
+    text = await generation.run()
     try:
         return parse_reply(text, h.signature.returns)
     except ValueError as exc:
         name = ctx.program.display_name(h.key)
+        cut = ""
+        if generation.finish == "length":
+            limit = generation.max_tokens
+            cut = f" (cut off at max_tokens{'=' + str(limit) if limit is not None else ''})"
         raise RunError(f"prompt '{name}': the hooked text does not match "
-                       f"{h.signature.returns.show()}: {exc}", span=h.decl.name_span,
+                       f"{h.signature.returns.show()}: {exc}{cut}", span=h.decl.name_span,
                        handler=name) from None
