@@ -34,7 +34,11 @@ Behaviour is scripted per instance:
 - server habits (kept until ``reset``): ``stream_usage = False`` ignores
   ``stream_options.include_usage`` (no usage chunk, as some servers do);
   ``require_key(key)`` answers 401 ``missing credentials`` to a POST whose
-  ``Authorization`` is not ``Bearer key``; ``token_embeddings = True`` answers one
+  ``Authorization`` is not ``Bearer key``;
+  hostile answers, consumed like faults: ``raw(body, times, status=200, headers=None)``
+  (exactly these bytes as the body, e.g. a malformed reply or a gzip bomb with
+  ``Content-Encoding``), ``echo_key(times)`` (401 ``Incorrect API key provided: KEY``,
+  the key the request carried, as some servers answer); ``token_embeddings = True`` answers one
   vector per token (a list of lists) for each input, as a server without pooling does;
 
 It records every request (``.requests``: dicts with ``method``, ``path``, ``body``
@@ -129,8 +133,10 @@ def echo_reply(body: dict[str, Any]) -> str:
 
 @dataclass
 class _Fault:
-    kind: str  # status | hang | garbage | truncate | no_finish
+    kind: str  # status | hang | garbage | truncate | no_finish | raw | echo_key
     status: int = 500
+    body: bytes = b""
+    headers: dict[str, str] | None = None
     retry_after: float | str | None = None
     seconds: float = 60.0
     after_chunks: int = 1
@@ -253,6 +259,22 @@ class _Handler(BaseHTTPRequestHandler):
                 if fault.retry_after is not None:
                     headers["Retry-After"] = str(fault.retry_after)
                 self._send_error(fault.status, f"injected fault: HTTP {fault.status}", headers)
+                return
+            if fault.kind == "raw":
+                self.send_response(fault.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(fault.body)))
+                self.send_header("Connection", "close")
+                for k, v in (fault.headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(fault.body)
+                self.close_connection = True
+                return
+            if fault.kind == "echo_key":
+                key = str(self.headers.get("Authorization") or "").removeprefix("Bearer ")
+                self._send_error(401, f"Incorrect API key provided: {key}. You can find "
+                                      f"your API key at https://example.invalid/keys.")
                 return
             if fault.kind == "garbage":
                 data = b"<html>this is not JSON {{{"
@@ -519,6 +541,20 @@ class FakeOpenAI:
         """The next ``times`` POST requests get a 200 whose body is not JSON."""
         with self._lock:
             self._faults.extend(_Fault("garbage") for _ in range(times))
+
+    def raw(self, body: bytes, times: int = 1, status: int = 200,
+            headers: dict[str, str] | None = None) -> None:
+        """The next ``times`` POST requests get exactly ``body`` (with ``status`` and any
+        extra ``headers``, e.g. ``Content-Encoding: gzip``)."""
+        with self._lock:
+            self._faults.extend(_Fault("raw", status=status, body=body, headers=headers)
+                                for _ in range(times))
+
+    def echo_key(self, times: int = 1) -> None:
+        """The next ``times`` POST requests get 401 ``Incorrect API key provided: KEY``,
+        KEY the bearer token the request carried."""
+        with self._lock:
+            self._faults.extend(_Fault("echo_key") for _ in range(times))
 
     def truncate(self, times: int = 1, after_chunks: int = 1) -> None:
         """The next ``times`` streams stop after ``after_chunks`` events without ending

@@ -37,6 +37,7 @@ def pick_handler(program: CheckedProgram, name: str | None) -> str:
 
 
 def parse_inputs(program: CheckedProgram, handler: str, pairs: list[str], blob: str | None) -> dict:
+    from ..lang import jsondata
     from ..lang.types import STR, is_assignable
 
     try:
@@ -46,7 +47,9 @@ def parse_inputs(program: CheckedProgram, handler: str, pairs: list[str], blob: 
     inputs: dict = {}
     if blob is not None:
         try:
-            data = json.loads(blob)
+            data = jsondata.loads(blob)  # bounded: nesting, integer digits, lone surrogates
+        except jsondata.NotJSONData as exc:
+            raise UsageError(f"pflow run: --input-json: {exc}") from None
         except json.JSONDecodeError as exc:
             raise UsageError(f"pflow run: --input-json is not valid JSON: {exc.msg}") from None
         if not isinstance(data, dict):
@@ -64,10 +67,12 @@ def parse_inputs(program: CheckedProgram, handler: str, pairs: list[str], blob: 
                                  f"{exc.strerror}") from None
         p = h.signature.param(key)
         if p is not None and is_assignable(STR, p.type):
-            inputs[key] = raw  # text parameters take the value as written
+            inputs[key] = jsondata.fix_text(raw)  # text parameters take the value as written
             continue
         try:
-            inputs[key] = json.loads(raw)
+            inputs[key] = jsondata.loads(raw)
+        except jsondata.NotJSONData as exc:
+            raise UsageError(f"pflow run: input '{key}': {exc}") from None
         except json.JSONDecodeError:
             if p is None:
                 inputs[key] = raw

@@ -11,6 +11,7 @@ provides the fallback (e.g. continuation on a chat-only API).
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -70,11 +71,41 @@ SECRET_KEYS = frozenset({"api_key", "api_key_env", "authorization", "headers", "
                          "aws_session_token", "azure_ad_token"})
 
 
+def token_count(value: Any) -> int:
+    """A token count a server reported, as an ``int``: anything that is not a finite,
+    non-negative number (a string, a list, NaN, ``1e400``, a bool) is unknown, 0.
+    Never raises."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return 0
+    if isinstance(value, float) and not math.isfinite(value):
+        return 0
+    if value < 0 or value > MAX_TOKEN_COUNT:
+        return 0
+    return int(value)
+
+
+MAX_TOKEN_COUNT = 10**12
+"""A larger token count is not a count: it is taken as unknown (0)."""
+
+
 @dataclass
 class Usage:
+    """Tokens (and cost) of a call.  Whatever a server sent, the fields hold finite,
+    non-negative numbers (:func:`token_count`; a cost that is not one is ``None``)."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float | None = None  # USD, where known
+
+    def __post_init__(self) -> None:
+        if type(self.prompt_tokens) is not int or self.prompt_tokens < 0:
+            self.prompt_tokens = token_count(self.prompt_tokens)
+        if type(self.completion_tokens) is not int or self.completion_tokens < 0:
+            self.completion_tokens = token_count(self.completion_tokens)
+        cost = self.cost
+        if cost is not None and (isinstance(cost, bool) or not isinstance(cost, (int, float))
+                                 or not math.isfinite(cost) or cost < 0):
+            self.cost = None
 
     def add(self, other: Usage) -> None:
         self.prompt_tokens += other.prompt_tokens

@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from . import http11
-from .base import Usage
+from .base import Usage, token_count
 from .prices import cost_of
 from .remote import LiteLLMBackend, sends_env_key, split_provider
 
@@ -191,8 +191,10 @@ class OpenAIHTTPBackend(LiteLLMBackend):
         usage = (response or {}).get("usage") if isinstance(response, dict) else None
         if not usage:
             return None
-        return self._cost_of_usage(Usage(int(usage.get("prompt_tokens") or 0),
-                                         int(usage.get("completion_tokens") or 0)))
+        if not isinstance(usage, dict):
+            return None
+        return self._cost_of_usage(Usage(token_count(usage.get("prompt_tokens")),
+                                         token_count(usage.get("completion_tokens"))))
 
     def _cost_of_usage(self, usage: Usage) -> float | None:
         if self.api_base:

@@ -66,6 +66,7 @@ from .base import (
     Scored,
     StreamEvent,
     Usage,
+    token_count,
 )
 from .emulate import (
     ContinuationFilter,
@@ -221,12 +222,20 @@ def _get(obj: Any, key: str, default: Any = None) -> Any:
     return getattr(obj, key, default)
 
 
+def _shape(value: Any) -> str:
+    """A short description of a piece of a malformed reply, for an error message."""
+    if isinstance(value, Mapping):
+        return "an object with " + (", ".join(repr(k) for k in list(value)[:5]) or "no keys")
+    return type(value).__name__
+
+
 def _usage_of(obj: Any) -> Usage | None:
     usage = _get(obj, "usage")
     if usage is None:
         return None
-    return Usage(prompt_tokens=int(_get(usage, "prompt_tokens", 0) or 0),
-                 completion_tokens=int(_get(usage, "completion_tokens", 0) or 0))
+    # a count that is not a finite number (a string, NaN, 1e400, a list) is unknown: 0
+    return Usage(prompt_tokens=token_count(_get(usage, "prompt_tokens", 0)),
+                 completion_tokens=token_count(_get(usage, "completion_tokens", 0)))
 
 
 class LiteLLMBackend:
@@ -436,7 +445,8 @@ class LiteLLMBackend:
     async def chat(self, messages: list[Message], params: GenParams) -> Reply:
         """Raises :class:`ModelError` after retries."""
         kw = self._chat_request(messages, params)
-        response = await self._call(lambda: self._acompletion(kw), kw, "/chat/completions")
+        response = await self._call(lambda: self._well_formed(self._acompletion(kw), "message"),
+                                    kw, "/chat/completions")
         choice = self._first_choice(response)
         message = _get(choice, "message")
         text = _get(message, "content")
@@ -448,9 +458,31 @@ class LiteLLMBackend:
 
     def _first_choice(self, response: Any) -> Any:
         choices = _get(response, "choices")
-        if not choices:
+        if not choices or not isinstance(choices, (list, tuple)):
             raise ModelError(self.model_id, f"the reply has no choices (got {type(response).__name__})")
         return choices[0]
+
+    async def _well_formed(self, reply: Awaitable[Any], part: str) -> Any:
+        """The awaited ``reply`` when it has a list of choices whose first holds ``part``
+        (``message`` for a chat, ``text`` for a completion); else a retryable
+        :class:`ModelError`, so a malformed 200 is retried like a body that is not JSON,
+        and never taken (nor cached) as an empty answer."""
+        response = await reply
+        choices = _get(response, "choices")
+        if not isinstance(choices, (list, tuple)) or not choices:
+            what = "no list of choices" if not isinstance(choices, (list, tuple)) else "no choices"
+            raise ModelError(self.model_id, f"the server's reply is malformed: {what} "
+                                            f"(got {_shape(choices)})", retryable=True)
+        value = _get(choices[0], part)
+        if part == "message" and (value is None or isinstance(value, (str, int, float, list))):
+            raise ModelError(self.model_id, "the server's reply is malformed: its first choice "
+                                            f"has no message (got {_shape(choices[0])})",
+                             retryable=True)
+        if part == "text" and not isinstance(value, str):
+            raise ModelError(self.model_id, "the server's reply is malformed: its first choice "
+                                            f"has no text (got {_shape(choices[0])})",
+                             retryable=True)
+        return response
 
     async def _text_completion(self, prompt: str, params: GenParams, **extra: Any) -> Any:
         kw = self._gen(params)
@@ -458,7 +490,8 @@ class LiteLLMBackend:
         kw.update(self._connection(params))
         kw["model"] = self._text_model()
         kw["prompt"] = prompt
-        return await self._call(lambda: self._atext_completion(kw), kw, "/completions")
+        return await self._call(lambda: self._well_formed(self._atext_completion(kw), "text"),
+                                kw, "/completions")
 
     async def complete(self, prefix: str, params: GenParams) -> Reply:
         """Continue ``prefix``; emulated through chat where completion is missing.
@@ -468,6 +501,8 @@ class LiteLLMBackend:
         response = await self._text_completion(prefix, params)
         choice = self._first_choice(response)
         text = _get(choice, "text")
+        if text is not None and not isinstance(text, str):
+            raise ModelError(self.model_id, f"the reply text is not text: {type(text).__name__}")
         usage = _usage_of(response) or Usage()
         usage.cost = self._cost(response)
         return Reply(text or "", self.model_id, usage, _get(choice, "finish_reason"))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..check.program import CheckedProgram, HandlerInfo
+from ..lang.jsondata import to_data
 from ..lang.values import conform
 from .context import RunConfig, RunContext
 from .errors import InputError, RunError
@@ -63,8 +64,8 @@ def prepare_inputs(h: HandlerInfo, name: str, inputs: dict[str, Any]) -> dict[st
         raise InputError(f"missing input {', '.join(repr(m) for m in missing)} for {sig}")
     out = {}
     for k, v in inputs.items():
-        try:
-            out[k] = conform(v, params[k].type)
+        try:  # bounded JSON data first: every later walk of the value is then safe
+            out[k] = conform(to_data(v), params[k].type)
         except ValueError as exc:
             raise InputError(f"input '{k}' must be {params[k].type.show()}: {exc}") from None
     return out

@@ -19,16 +19,21 @@ validate says so in its error (``the reply is not JSON (cut off at max_tokens=50
 complete answer must be shorter)``).  It is re-asked once with that error; a second
 cut-off reply ends the loop at once, since the same re-ask under the same limit would
 be cut off the same way (the remaining retries are not spent).
+
+Reading a reply is linear in its length (:func:`extract_json`), and a reply longer
+than :data:`LARGE_REPLY` (256 KiB) is read in a worker thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..lang import jsondata
 from ..lang.types import (
     LiteralType,
     OptionalType,
@@ -48,6 +53,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from .context import RunContext
     from .ledger import Ledger
 
+LARGE_REPLY = 256 * 1024
+"""Replies longer than this (in characters) are read and validated in a worker thread,
+so that parsing a large reply never holds up the other calls of the run."""
+
+_START = re.compile(r"[{\[]")
 _FENCE = re.compile(r"^```[a-zA-Z]*\s*\n?(.*?)\n?```\s*$", re.S)
 
 
@@ -103,26 +113,35 @@ def parse_reply(text: str, t: Type) -> Any:
 
 
 def extract_json(text: str) -> Any:
-    """Parse the JSON value in a model reply (bare, fenced in ``` or inside prose).
+    """Parse the JSON value in a model reply (bare, fenced in ``` or inside prose): the
+    whole text, else the first value that starts at a ``{`` or ``[`` and parses.
 
-    Raises ``ValueError`` when there is none.
+    Linear in the length of the reply: after a start that does not parse, the search
+    goes on after the point where the parser stopped (a start inside a failed
+    candidate is not tried again).  The value is bounded JSON data
+    (:mod:`promptflow_dsl.lang.jsondata`: nesting, integer digits, text).
+
+    Raises ``ValueError`` when there is none, or when the JSON is past those bounds.
     """
     s = text.strip()
     m = _FENCE.match(s)
     if m:
         s = m.group(1).strip()
     try:
-        return json.loads(s)
+        return jsondata.loads(s)
+    except jsondata.NotJSONData:
+        raise
     except json.JSONDecodeError:
         pass
     decoder = json.JSONDecoder()
-    for i, ch in enumerate(s):
-        if ch in "{[":
-            try:
-                value, _ = decoder.raw_decode(s, i)
-                return value
-            except json.JSONDecodeError:
-                continue
+    i = _START.search(s)
+    while i is not None:
+        start = i.start()
+        try:
+            return jsondata.raw_decode(decoder, s, start)[0]
+        except json.JSONDecodeError as exc:
+            resume = max(exc.pos, start + 1)
+        i = _START.search(s, resume)
     raise ValueError("the reply is not JSON")
 
 
@@ -193,6 +212,8 @@ async def ask_until_valid(ctx: RunContext, h: HandlerInfo, model_name: str | Non
             ctx.annotate(ledger.step, messages=[m.as_dict() for m in conversation], reply=reply.text)
         answer = clean(reply.text) if clean is not None else reply.text
         try:
+            if len(answer) > LARGE_REPLY:  # parsing may take a while: off the event loop
+                return Asked(await asyncio.to_thread(validate, answer), done)
             return Asked(validate(answer), done)
         except ValueError as exc:
             error = str(exc)

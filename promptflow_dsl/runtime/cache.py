@@ -140,6 +140,8 @@ class ResponseCache:
         self.directory = Path(directory)
         self.read_errors = 0
         self.write_errors = 0
+        self.recreated = False  # clear() found the store unreadable and made a new one
+        self._warned_store = False
         self._cache: Any = None
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()  # guards _executor, _cache and _inflight
@@ -194,8 +196,15 @@ class ResponseCache:
             return value
         except Exception as e:  # noqa: BLE001 - any failure to read is a miss
             self.read_errors += 1
-            log.debug("response cache %s: unreadable entry %s treated as a miss: %s: %s",
-                      self.directory, key[:12], type(e).__name__, e)
+            if isinstance(e, (_Refused, ValueError)):  # one entry, not the store
+                log.debug("response cache %s: unreadable entry %s treated as a miss: %s: %s",
+                          self.directory, key[:12], type(e).__name__, e)
+            else:  # the store itself (a corrupt cache.db, a folder that cannot be opened)
+                level = logging.WARNING if not self._warned_store else logging.DEBUG
+                self._warned_store = True
+                log.log(level, "response cache %s cannot be read (%s: %s): every look-up is a "
+                        "miss; `pflow cache clear` recreates it", self.directory,
+                        type(e).__name__, e)
             return None
 
     def _set_blocking(self, key: str, text: str) -> bool:
@@ -332,10 +341,40 @@ class ResponseCache:
         return result
 
     def clear(self) -> int:
-        """Remove every entry; returns how many were removed."""
+        """Remove every entry; returns how many were removed.  A store that cannot be
+        read (a corrupt ``cache.db``) is deleted and created anew, empty
+        (``recreated`` is then true and the count 0).  Raises ``OSError`` only when the
+        folder's files cannot be removed."""
         if not (self.directory / "cache.db").exists() and self._cache is None:
             return 0
-        return int(self._io_sync(lambda: self._store().clear(retry=True)))
+        try:
+            return int(self._io_sync(lambda: self._store().clear(retry=True)))
+        except OSError:
+            raise
+        except Exception as e:  # noqa: BLE001 - sqlite3.DatabaseError and the like
+            log.debug("response cache %s: clear failed (%s: %s); recreating it",
+                      self.directory, type(e).__name__, e)
+        self._io_sync(self._recreate)
+        self.recreated = True
+        return 0
+
+    def _recreate(self) -> None:
+        """Delete the store's files (its database and the value files diskcache keeps in
+        two-hex-digit folders) and open a new, empty store (on the I/O thread)."""
+        import shutil
+
+        if self._cache is not None:
+            try:
+                self._cache.close()
+            except Exception:  # noqa: BLE001 - it is being thrown away
+                pass
+            self._cache = None
+        for name in ("cache.db", "cache.db-wal", "cache.db-shm"):
+            (self.directory / name).unlink(missing_ok=True)
+        for sub in self.directory.iterdir():
+            if sub.is_dir() and len(sub.name) == 2 and all(c in "0123456789abcdef" for c in sub.name):
+                shutil.rmtree(sub, ignore_errors=True)
+        self._store()
 
     def close(self) -> None:
         """Close the store and stop the I/O thread (a later use reopens them)."""

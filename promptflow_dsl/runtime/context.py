@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from ..check.program import CheckedModule, CheckedProgram, HandlerInfo, ModelInfo, Resolved
 from ..diagnostics import Span
 from ..kinds import registry
+from ..lang.jsondata import NotJSONData, fix_text, to_data
 from ..lang.values import conform
 from ..models.base import (
     Backend,
@@ -36,7 +38,7 @@ from ..models.base import (
 from ..syntax import ast
 from .cache import CacheMode, ResponseCache, cache_key
 from .errors import RunError, ScriptRefused
-from .trace import Step, TraceRecorder
+from .trace import Step, TraceRecorder, env_secrets, mask, merge_secrets
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..plan import Plan
@@ -97,6 +99,31 @@ def declared_models(program: CheckedProgram) -> dict[str, dict[str, ModelInfo]]:
     return out
 
 
+def sent_secrets(program: CheckedProgram, environ: Mapping[str, str] | None = None
+                 ) -> tuple[str, ...]:
+    """Every key value a run of ``program`` may send to a model: each model's
+    ``api_key``, the value of its ``api_key_env``, an ``api_key`` in a handler's
+    settings, and the secret-looking environment variables (``OPENAI_API_KEY``...,
+    :func:`~.trace.env_secrets`).  Error messages and traces mask them wherever they
+    occur, whatever a server echoes back.  Never raises."""
+    env = os.environ if environ is None else environ
+    found: list[str] = list(env_secrets(env))
+    for models in declared_models(program).values():
+        for info in models.values():
+            key = info.params.get("api_key")
+            if isinstance(key, str):
+                found.append(key)
+            var = info.params.get("api_key_env")
+            if isinstance(var, str) and env.get(var):
+                found.append(env[var])
+    for h in program.all_handlers().values():
+        params = getattr(h.details, "params", None)
+        key = params.get("api_key") if isinstance(params, Mapping) else None
+        if isinstance(key, str):
+            found.append(key)
+    return merge_secrets(found)
+
+
 class KindRun(Protocol):
     """``kinds/<kind>/run.py``: how a handler of the kind runs."""
 
@@ -138,6 +165,8 @@ class RunContext:
         self._plans: dict[str, Plan] = {}
         self._running = 0
         self._finished = 0
+        self.secrets = sent_secrets(program)  # masked in every error and trace of the run
+        trace.add_secrets(self.secrets)
 
     # ------------------------------------------------------------ handler calls
 
@@ -230,13 +259,18 @@ class RunContext:
                 raise RunError(f"missing argument '{p.name}' for {name}", span=call_span,
                                handler=name)
             try:
-                out[p.name] = conform(value, p.type)
+                out[p.name] = conform(to_data(value), p.type)
             except ValueError as exc:
                 raise RunError(f"argument '{p.name}' of {name}: {exc}", span=call_span,
                                handler=name) from None
         return out
 
     def _check_result(self, h: HandlerInfo, result: Any, name: str) -> Any:
+        try:
+            result = to_data(result)
+        except NotJSONData as exc:
+            raise RunError(f"{h.kind} '{name}' returned a value that is not JSON data: {exc}",
+                           span=h.decl.name_span, handler=name) from None
         try:
             return conform(result, h.signature.returns)
         except ValueError as exc:
@@ -298,8 +332,10 @@ class RunContext:
         detail = str(exc).removeprefix(f"{exc.model}: ")
         before = "".join(f"; before it, fallback from model '{i}' after: "
                          f"{str(e).removeprefix(f'{e.model}: ')}" for _, i, e in failed)
-        return RunError(f"model '{model_id}' failed for {h.kind} '{name}': {detail}{before}",
-                        span=h.decl.name_span, handler=name)
+        # a server may echo the key it was sent ("Incorrect API key provided: sk-..."):
+        # every key this run sends is masked by value
+        return RunError(mask(f"model '{model_id}' failed for {h.kind} '{name}': {detail}{before}",
+                             self.secrets), span=h.decl.name_span, handler=name)
 
     async def _model_call(self, h: HandlerInfo, model_name: str | None, kind: str,
                           payload: dict[str, Any], params: GenParams | None,
@@ -361,7 +397,10 @@ class RunContext:
 
     @staticmethod
     def _reply_data(reply: Reply) -> dict[str, Any]:
-        return {"text": reply.text, "model": reply.model, "finish_reason": reply.finish_reason,
+        # a lone surrogate (a JSON reply may escape one) becomes U+FFFD before anything
+        # reads, caches or traces the text
+        return {"text": fix_text(reply.text), "model": reply.model,
+                "finish_reason": reply.finish_reason,
                 "usage": {"prompt_tokens": reply.usage.prompt_tokens,
                           "completion_tokens": reply.usage.completion_tokens,
                           "cost": reply.usage.cost}}
@@ -499,6 +538,7 @@ class RunContext:
 
         ctx = copy.copy(self)
         ctx.trace = trace
+        trace.add_secrets(self.secrets)
         ctx.calls = Counter()
         ctx.routed = {}
         ctx.hook_fires = Counter()

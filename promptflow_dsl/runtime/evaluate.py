@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ..check.files import FILE_BUILTINS, FileProblem, locate, read_jsonl_file, read_text_file
 from ..check.loader import Project
 from ..check.program import CheckedModule, Resolved
+from ..lang import jsondata
 from ..lang.values import dumps, plain
 from ..syntax import ast
 from .errors import RunError, ScriptRefused
@@ -93,7 +94,9 @@ def _b_unique(items: list[Any]) -> list[Any]:
 
 def _b_parse_json(text: str) -> Any:
     try:
-        return json.loads(text)
+        return jsondata.loads(text)  # bounded: nesting, integer digits, lone surrogates
+    except jsondata.NotJSONData as exc:
+        raise ValueError(f"not valid JSON data: {exc}") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
 

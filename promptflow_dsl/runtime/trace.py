@@ -30,6 +30,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from promptflow_dsl.lang import jsondata
+from promptflow_dsl.lang.jsondata import fix_text
 from promptflow_dsl.models.base import SECRET_KEYS
 
 TRACE_SCHEMA = "pflow-trace/1"
@@ -171,6 +173,7 @@ MIN_SECRET_LEN = 8
 would garble every trace."""
 
 _MAX_DEPTH = 200
+_BIG_INT_BITS = 14_000  # ~4,214 decimal digits: below Python's 4,300-digit text limit
 
 
 @functools.lru_cache(maxsize=4096)
@@ -186,6 +189,22 @@ def env_secrets(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
     return tuple(sorted(values, key=lambda v: (-len(v), v)))
 
 
+def merge_secrets(*groups: Iterable[str]) -> tuple[str, ...]:
+    """Secret values to mask, without duplicates or values shorter than
+    :data:`MIN_SECRET_LEN`, longest first (so a key that contains another is masked
+    whole)."""
+    values = {v for g in groups for v in g if isinstance(v, str) and len(v) >= MIN_SECRET_LEN}
+    return tuple(sorted(values, key=lambda v: (-len(v), v)))
+
+
+def mask(text: str, secret_values: Iterable[str]) -> str:
+    """``text`` with every occurrence of each secret value replaced by ``***``."""
+    for secret in secret_values:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return text
+
+
 def _truncate(text: str) -> str:
     if len(text) <= MAX_STRING:
         return text
@@ -194,6 +213,7 @@ def _truncate(text: str) -> str:
 
 
 def _scrub_str(text: str, secret_values: tuple[str, ...]) -> str:
+    text = fix_text(text)  # a lone surrogate cannot be written as UTF-8
     for secret in secret_values:
         if secret in text:
             text = MASK if text == secret else text.replace(secret, MASK)
@@ -220,14 +240,17 @@ def _scrub(value: Any, sv: tuple[str, ...], depth: int) -> Any:
     kind = type(value)  # the common plain types first: traces are mostly these
     if kind is str:
         return _scrub_str(value, sv)
-    if kind is int or kind is float or kind is bool or value is None:
+    if kind is int:  # an integer too long to write as text is shown by its size
+        return value if value.bit_length() < _BIG_INT_BITS else f"<integer of {value.bit_length()} bits>"
+    if kind is float or kind is bool or value is None:
         return value
     if kind is dict and depth < _MAX_DEPTH:
         return _scrub_mapping(value, sv, depth)
     if kind is list and depth < _MAX_DEPTH:
         return [_scrub(v, sv, depth + 1) for v in value]
     if isinstance(value, (bool, int, float)):
-        return value.value if isinstance(value, enum.Enum) else value
+        plain = value.value if isinstance(value, enum.Enum) else value
+        return _scrub(plain, sv, depth + 1) if type(plain) is int else plain
     if isinstance(value, str):
         return _scrub_str(value.value if isinstance(value, enum.Enum) else str(value), sv)
     if depth >= _MAX_DEPTH:
@@ -298,6 +321,14 @@ class TraceRecorder:
 
     def scrub(self, value: Any) -> Any:
         return scrub(value, self._secrets)
+
+    def add_secrets(self, values: Iterable[str]) -> None:
+        """Mask ``values`` too from now on (the keys a run sends to its models)."""
+        self._secrets = merge_secrets(self._secrets, values)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return self._secrets
 
     @property
     def steps(self) -> list[Step]:
@@ -504,7 +535,9 @@ def _read(path: Path) -> Trace:
     except (OSError, UnicodeDecodeError) as e:
         raise TraceError(f"cannot read trace {path}: {e}") from e
     try:
-        raw = json.loads(text)
+        raw = jsondata.loads(text, jsondata.MAX_FILE_DEPTH)  # bounded: a hostile file cannot exhaust the stack
+    except jsondata.NotJSONData as e:
+        raise TraceError(f"{path} is not a pflow trace: {e}") from None
     except ValueError as e:
         raise TraceError(f"{path} is not a pflow trace (invalid JSON: {e})") from e
     if not isinstance(raw, dict) or "schema_version" not in raw:
