@@ -19,6 +19,10 @@ It does not follow redirects, keep cookies or speak to proxies: :func:`proxy_for
 tells the caller when the environment names a proxy for a URL, and the caller uses
 a general client then.
 
+A reply body is held up to :func:`max_reply_bytes` (64 MiB, ``PFLOW_MAX_REPLY_BYTES``),
+counted after decoding, and inflated no further than that: past it the request fails
+with :class:`ReplyTooLarge` and the connection is closed.
+
 Errors: :class:`HTTPConnectionError` (a ``ConnectionError``) when a connection
 cannot be made or breaks, and its subclass :class:`RemoteProtocolError` when the
 server closes the connection before the reply is complete or sends something that
@@ -54,7 +58,26 @@ HIGH_WATER = 1 << 20
 
 MAX_HEAD = 64 * 1024
 
+DEFAULT_MAX_REPLY_BYTES = 64 * 1024 * 1024
+MAX_REPLY_ENV = "PFLOW_MAX_REPLY_BYTES"
+
+
+def max_reply_bytes() -> int:
+    """The most bytes of a reply body held at once, after decoding gzip / deflate:
+    ``PFLOW_MAX_REPLY_BYTES`` if set to a positive integer, else 64 MiB.  A body (or the
+    unread part of a stream) past it fails the request with :class:`ReplyTooLarge`."""
+    raw = os.environ.get(MAX_REPLY_ENV, "")
+    try:
+        value = int(raw)
+    except ValueError:
+        return DEFAULT_MAX_REPLY_BYTES
+    return value if value > 0 else DEFAULT_MAX_REPLY_BYTES
+
 _USER_AGENT = "promptflow-dsl"
+
+
+class ReplyTooLarge(Exception):
+    """A reply body larger than :func:`max_reply_bytes` (once decoded); not retried."""
 
 
 class HTTPConnectionError(ConnectionError):
@@ -124,21 +147,39 @@ class Response:
     # -- fed by the connection -------------------------------------------------
 
     def _feed(self, data: bytes) -> None:
+        if self._done:
+            return
+        room = max_reply_bytes() - len(self._body)
         if self._decoder is not None:
-            try:
-                data = self._decoder.decompress(data)
+            try:  # never inflate more than the room left: a small bomb stays small
+                data = self._decoder.decompress(data, room + 1)
             except zlib.error as exc:
                 self._fail(RemoteProtocolError(f"the reply body cannot be decoded: {exc}"))
                 return
+        if len(data) > room:
+            self._too_large()
+            return
         self._body += data
         self._wake()
 
+    def _too_large(self) -> None:
+        self._fail(ReplyTooLarge(f"the reply body is larger than {max_reply_bytes():,} bytes"
+                                 f"{' once decoded' if self._decoder is not None else ''} "
+                                 f"(the limit is {MAX_REPLY_ENV})"))
+        self._conn.close()
+
     def _finish(self) -> None:
+        if self._done:
+            return
         if self._decoder is not None:
             try:
-                self._body += self._decoder.flush()
+                rest = self._decoder.flush()
             except zlib.error:
-                pass
+                rest = b""
+            if len(self._body) + len(rest) > max_reply_bytes():
+                self._too_large()
+                return
+            self._body += rest
         self._done = True
         self._wake()
 
