@@ -23,7 +23,8 @@ true``, ``grammar: true``, ...) overrides its row, as at run time. For a model w
 ``api_base``, the capabilities of its server profile replace the row when a run has
 cached one (``.pflow-cache/servers.json`` of the project, or ``$PFLOW_SERVER_CACHE``;
 written by ``models/profiles.py``, read here as plain JSON — ``pflow check`` never asks
-a server anything).
+a server anything); without one, a declared ``server`` kind gives its row of
+:data:`SERVER_CAPABILITIES`.
 
 The fallback rules (:func:`~promptflow_dsl.lang.decoding.decoder_plan`,
 :func:`~promptflow_dsl.lang.decoding.hole_method`) take any object with the
@@ -65,6 +66,25 @@ _NAMES = frozenset(f.name for f in fields(ModelCaps))
 _PREFILL_PROVIDERS = frozenset({"anthropic", "bedrock_anthropic"})
 
 
+#: what a declared ``server`` kind gives (``models.profiles``; a test keeps them equal)
+SERVER_CAPABILITIES: dict[str, dict[str, bool]] = {
+    "openai": {"completion": False, "prefill": False, "logprobs": False, "grammar": False,
+               "json_schema": True},
+    "vllm": {"completion": True, "prefill": True, "logprobs": True, "grammar": False,
+             "json_schema": True},
+    "llama.cpp": {"completion": True, "prefill": False, "logprobs": False, "grammar": True,
+                  "json_schema": True},
+    "llama-cpp-python": {"completion": True, "prefill": False, "logprobs": True, "grammar": True,
+                         "json_schema": True},
+    "ollama": {"completion": True, "prefill": False, "logprobs": False, "grammar": False,
+               "json_schema": True},
+    "tgi": {"completion": True, "prefill": False, "logprobs": False, "grammar": False,
+            "json_schema": False},
+    "litellm-proxy": {"completion": False, "prefill": False, "logprobs": False, "grammar": False,
+                      "json_schema": True},
+}
+
+
 def cached_server_capabilities(root: Path | None, api_base: Any) -> dict[str, bool] | None:
     """The capabilities cached for the server at ``api_base`` by a run (unexpired), if any."""
     if not isinstance(api_base, str) or not api_base:
@@ -103,8 +123,10 @@ def static_capabilities(model_id: str, params: Mapping[str, Any] | None = None,
                          json_schema=bool(params.get("json_schema", False)))
     else:
         caps = ModelCaps(prefill=provider in _PREFILL_PROVIDERS)
-    if server and params.get("api_base") and model_id not in ("local/smollm2", "echo"):
-        caps = replace(caps, **server)
+    if params.get("api_base") and model_id not in ("local/smollm2", "echo"):
+        known = server or SERVER_CAPABILITIES.get(str(params.get("server")))
+        if known:
+            caps = replace(caps, **known)
     overrides = {k: v for k, v in params.items() if k in _NAMES and isinstance(v, bool)}
     return replace(caps, **overrides) if overrides else caps
 

@@ -211,3 +211,21 @@ def test_the_checker_knows_the_server_kinds(tmp_path):
     path.write_text(path.read_text().replace('"vllm"', '"vlm"'))
     with pytest.raises(CompileError, match="unknown server kind 'vlm'"):
         pf.load(path)
+
+
+def test_the_checkers_server_table_matches_the_profiles():
+    from promptflow_dsl.check.capabilities import (
+        SERVER_CAPABILITIES,
+        ModelCaps,
+        static_capabilities,
+    )
+
+    assert set(SERVER_CAPABILITIES) == set(P.KINDS)
+    for kind in P.KINDS:
+        caps = P.profile_of_kind(kind).capabilities(Capabilities())
+        assert SERVER_CAPABILITIES[kind] == {k: getattr(caps, k) for k in SERVER_CAPABILITIES[kind]}
+    declared = static_capabilities("openai/m", {"api_base": BASE, "server": "llama-cpp-python"})
+    assert declared == ModelCaps(completion=True, logprobs=True, grammar=True, json_schema=True)
+    # a declared flag still wins
+    assert not static_capabilities("openai/m", {"api_base": BASE, "server": "vllm",
+                                                "logprobs": False}).logprobs
