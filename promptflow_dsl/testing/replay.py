@@ -11,6 +11,7 @@ no API keys: requests are stored only as digests.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -18,8 +19,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from ..lang import jsondata
 from ..models.base import (
     Backend,
+    Capabilities,
     GenParams,
     Message,
     Reply,
@@ -52,6 +55,62 @@ def _messages(messages: list[Message] | None) -> list[dict[str, str]] | None:
     return None if messages is None else [m.as_dict() for m in messages]
 
 
+_REPLY_CHECKS: dict[str, tuple[str, Any]] = {
+    "chat": ("text", lambda r: isinstance(r, str)),
+    "complete": ("text", lambda r: isinstance(r, str)),
+    "stream": ("text", lambda r: isinstance(r, str)),
+    "score": ("a list of {text, logprob, tokens}", lambda r: isinstance(r, list) and all(
+        isinstance(x, dict) and isinstance(x.get("text"), str)
+        and isinstance(x.get("logprob"), (int, float)) and not isinstance(x.get("logprob"), bool)
+        and isinstance(x.get("tokens"), int) for x in r)),
+    "embed": ("a list of vectors", lambda r: isinstance(r, list) and all(
+        isinstance(v, list) and all(isinstance(f, (int, float)) and not isinstance(f, bool)
+                                    for f in v) for v in r)),
+}
+
+
+def _checked(path: Path, data: Any) -> dict[str, list[dict[str, Any]]]:
+    """The tests of a recordings file, every call checked for shape.  Raises
+    ``ValueError`` naming the file and the first thing wrong (the file was edited by
+    hand or damaged: recording again rewrites it)."""
+    def bad(what: str) -> ValueError:
+        return ValueError(f"{path}: {what}; record again with `pflow test --record` "
+                          f"(or delete the file)")
+
+    if not isinstance(data, dict):
+        raise bad(f"the recordings are {type(data).__name__}, not a JSON object")
+    if data.get("format") != REPLAY_FORMAT:
+        raise bad(f"unknown recording format {data.get('format')!r}")
+    tests = data.get("tests", {})
+    if not isinstance(tests, dict):
+        raise bad(f"'tests' is {type(tests).__name__}, not an object of test name -> calls")
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name, calls in tests.items():
+        if not isinstance(calls, list):
+            raise bad(f"test \"{name}\": the calls are {type(calls).__name__}, not a list")
+        for i, call in enumerate(calls, 1):
+            where = f"test \"{name}\", call {i}"
+            if not isinstance(call, dict):
+                raise bad(f"{where} is {type(call).__name__}, not an object")
+            if call.get("kind") == "capabilities":
+                reply = call.get("reply")
+                fields = {f.name for f in dataclasses.fields(Capabilities)}
+                if not isinstance(call.get("model"), str) or not isinstance(reply, dict) or any(
+                        k not in fields or not isinstance(v, bool) for k, v in reply.items()):
+                    raise bad(f"{where} (capabilities) is not a model name and an object of "
+                              f"capability flags ({', '.join(sorted(fields))})")
+                continue
+            if not isinstance(call.get("model"), str) or not isinstance(call.get("request"), str):
+                raise bad(f"{where} has no 'model' and 'request' text")
+            check = _REPLY_CHECKS.get(call.get("kind"))  # type: ignore[arg-type]
+            if check is None:
+                raise bad(f"{where} has an unknown kind {call.get('kind')!r}")
+            if "reply" not in call or not check[1](call["reply"]):
+                raise bad(f"{where} ({call['kind']}): the reply is not {check[0]}")
+        out[str(name)] = list(calls)
+    return out
+
+
 class ReplayFile:
     """The recordings of one ``.pflow`` file: test name -> list of calls."""
 
@@ -60,12 +119,10 @@ class ReplayFile:
         self.tests: dict[str, list[dict[str, Any]]] = {}
         if path.exists():
             try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError) as exc:
+                data = jsondata.loads(path.read_text(encoding="utf-8"), jsondata.MAX_FILE_DEPTH)
+            except (OSError, UnicodeDecodeError, ValueError) as exc:  # also too deep, not JSON
                 raise ValueError(f"cannot read recordings {path}: {exc}") from None
-            if data.get("format") != REPLAY_FORMAT:
-                raise ValueError(f"{path}: unknown recording format {data.get('format')!r}")
-            self.tests = {k: list(v) for k, v in data.get("tests", {}).items()}
+            self.tests = _checked(path, data)
 
     def save(self) -> None:
         text = json.dumps({"format": REPLAY_FORMAT, "tests": self.tests}, indent=2,

@@ -403,14 +403,10 @@ def test_regex_search_is_bounded_by_the_window_and_the_timeout():
         assert trig.disabled is not None and trig.timeouts >= 1
 
 
-def test_re_fallback_without_the_regex_package(monkeypatch):
+def test_no_unbounded_re_fallback_without_the_regex_package(monkeypatch):
     monkeypatch.setattr(ht, "_regex", None)
-    trig = ht.RegexTrigger(r"(?P<expr>\d+ \* \d+) =$")
-    assert not trig.timed and trig.window == ht.FALLBACK_WINDOW
-    text = "filler " * 100 + "so 6 * 7 ="
-    found = trig.scan(text, len(text))
-    assert [m.groups["expr"] for m in found] == ["6 * 7"]
-    assert trig.scan(text, len(text)) == []  # the same match is not new again
+    with pytest.raises(ht.UnboundedPattern, match="never searched without a timeout"):
+        ht.RegexTrigger(r"(?P<expr>\d+ \* \d+) =$")
 
 
 def test_matches_cut_by_the_window_start_are_not_new_matches():

@@ -65,6 +65,7 @@ from .details import PromptDetails
 from .triggers import (
     ENGINE,
     RegexTrigger,
+    UnboundedPattern,
     final_sentence_end,
     segment_of,
     segment_start,
@@ -126,7 +127,12 @@ class HookedGeneration(HandlerRun):
         for key in h.details.hooks:
             info = hooks[key]
             trigger = info.decl.trigger
-            regex = RegexTrigger(trigger.value) if isinstance(trigger, ast.Str) else None
+            try:
+                regex = RegexTrigger(trigger.value) if isinstance(trigger, ast.Str) else None
+            except UnboundedPattern as exc:
+                raise RunError(f"hook '{ctx.program.display_name(key)}': {exc}",
+                               span=trigger.span if trigger is not None else info.decl.span,
+                               handler=self.name) from None
             self.hooks.append(_Hook(info, ctx.program.display_name(key),
                                     ctx.program.modules[info.module_key], regex))
         self.backend = backend

@@ -22,9 +22,11 @@ default engine) each search runs under a timeout of :data:`SEARCH_TIMEOUT` secon
 trigger is switched off for the rest of the call (the trace records why) after
 :data:`MAX_TIMEOUTS` timed-out searches, or once its searches have taken
 :data:`TIME_BUDGET` seconds in all (a slow pattern that never quite times out).  An
-ordinary pattern takes microseconds per search.  Without ``regex`` the standard
-``re`` engine is used on a shorter window (:data:`FALLBACK_WINDOW`), which bounds the
-work of ordinary patterns but cannot interrupt a catastrophic one.
+ordinary pattern takes microseconds per search.  No search ever runs without that
+bound: a pattern the ``regex`` engine cannot compile (or a Python without the
+package) is refused with :class:`UnboundedPattern` when the hooked call starts,
+before any model call, instead of falling back to the standard ``re`` engine, which
+cannot interrupt a catastrophic pattern.
 
 Sentences
 ---------
@@ -50,11 +52,14 @@ except ImportError:  # pragma: no cover - exercised only without the package
     _regex = None
 
 WINDOW = 400  # characters at the end of the text a regex trigger is searched in
-FALLBACK_WINDOW = 200  # the window for the `re` fallback, which has no timeout
 SEARCH_TIMEOUT = 0.02  # seconds one search may take (regex engine)
 MAX_TIMEOUTS = 3  # timed-out searches per trigger and call before it is switched off
 TIME_BUDGET = 2.0  # seconds of searching per trigger and call before it is switched off
-ENGINE = "regex" if _regex is not None else "re"
+ENGINE = "regex"
+
+
+class UnboundedPattern(ValueError):
+    """A trigger pattern that cannot be searched under a timeout; the message says why."""
 
 TERMINATORS = ".!?"
 CLOSERS = "\"')]}»”’"
@@ -77,18 +82,19 @@ class RegexTrigger:
     the matches already considered, and the time spent searching."""
 
     def __init__(self, pattern: str) -> None:
+        """Raises :class:`UnboundedPattern` when the ``regex`` engine (the one with a
+        timeout) cannot compile ``pattern``."""
         self.pattern = pattern
-        self.compiled: Any = None
-        self.timed = False
-        if _regex is not None:
-            try:
-                self.compiled = _regex.compile(pattern)
-                self.timed = True
-            except Exception:  # noqa: BLE001 - a pattern only `re` accepts: use `re`
-                self.compiled = None
-        if self.compiled is None:
-            self.compiled = re.compile(pattern)
-        self.window = WINDOW if self.timed else FALLBACK_WINDOW
+        if _regex is None:  # pragma: no cover - regex is a dependency
+            raise UnboundedPattern("the `regex` package is not installed, and a trigger is "
+                                   "never searched without a timeout (pip install regex)")
+        try:
+            self.compiled: Any = _regex.compile(pattern)
+        except Exception as exc:  # noqa: BLE001 - _regex.error and the like
+            raise UnboundedPattern(f"the pattern cannot be searched with a timeout: the regex "
+                                   f"engine rejects it ({exc})") from None
+        self.timed = True
+        self.window = WINDOW
         self.seen: set[int] = set()
         self.spent = 0.0
         self.timeouts = 0
@@ -107,10 +113,7 @@ class RegexTrigger:
         window = text[w0:p]
         started = time.perf_counter()
         try:
-            if self.timed:
-                found = list(self.compiled.finditer(window, timeout=SEARCH_TIMEOUT))
-            else:
-                found = list(self.compiled.finditer(window))
+            found = list(self.compiled.finditer(window, timeout=SEARCH_TIMEOUT))
         except TimeoutError:
             found = []
             self.timeouts += 1
