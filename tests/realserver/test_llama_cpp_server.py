@@ -335,3 +335,26 @@ def test_a_server_killed_mid_stream_is_an_error(tmp_path: Path, client: str):
             asyncio.run(go())
     finally:
         server.kill()
+
+
+def test_the_documented_example_runs(real_server: Server, client: str, tmp_path: Path):
+    import re
+
+    from corpus_paths import REPO
+
+    doc = (REPO / "docs" / "servers.md").read_text()
+    blocks = [b for b in re.findall(r"```pflow\n(.*?)```", doc, re.S) if "prompt say" in b]
+    assert len(blocks) == 1
+    text = blocks[0].replace("http://127.0.0.1:8000/v1", real_server.base_url)
+    if client == "litellm":
+        text = text.replace("temperature: 0", 'temperature: 0, client: "litellm"')
+    path = tmp_path / "example.pflow"
+    path.write_text(text)
+    program = pf.load(path)
+    assert len(program.warnings) == 1  # nothing known of the server yet: choices not enforced
+    mark = real_server.mark()
+    assert isinstance(run(program, "say", tmp_path, x="rain").value, str)
+    # the run probed and cached the server's profile: pflow check now knows it scores
+    assert pf.load(path).warnings == []
+    assert run(program, "verdict", tmp_path, claim="Fish can fly.").value["answer"] in ("yes", "no")
+    assert real_server.requests_since(mark)[-2:] == [("POST", "/v1/completions", 200)] * 2
