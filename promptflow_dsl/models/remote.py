@@ -38,7 +38,7 @@ Operations: ``chat`` → ``litellm.acompletion``; ``complete`` →
 :func:`~promptflow_dsl.models.emulate.continue_via_chat`; ``stream`` →
 ``acompletion(stream=True, stream_options={"include_usage": True})`` (a prefix is
 continued through the chat emulation); ``score`` → text completion with ``echo`` and
-``logprobs`` (``max_tokens`` 0), else :class:`CapabilityError`; ``embed`` →
+``logprobs`` (``max_tokens`` 1, never 0), else :class:`CapabilityError`; ``embed`` →
 ``litellm.aembedding``. API keys come from the environment as litellm expects,
 from ``api_key_env`` (read at call time), the ``api_key`` argument (the model
 declaration's ``api_key``) or, per call, ``GenParams.extra["api_key"]`` (a handler's
