@@ -32,6 +32,7 @@ connection).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import struct
@@ -219,11 +220,13 @@ def probing_enabled() -> bool:
 
 
 def server_profile(api_base: str | None, params: Mapping[str, Any], *,
-                   fetch: Fetch | None = None, now: float | None = None) -> ServerProfile | None:
+                   fetch: Fetch | None = None, now: float | None = None,
+                   api_key: str | None = None) -> ServerProfile | None:
     """The profile of the server at ``api_base`` for a model with ``params``: the
     declared ``server`` kind, else the cached or probed one (None when unknown, the
     server does not answer, or probing is off). Once per ``api_base`` and process;
-    the declared ``chat_template`` parameter replaces the server's. Raises
+    the declared ``chat_template`` parameter replaces the server's. ``api_key`` is sent
+    with the probe (a server that wants one answers ``/v1/models`` only then). Raises
     ``ValueError`` for an unknown ``server`` value."""
     declared = params.get("server")
     if declared is not None and str(declared) not in KINDS:
@@ -236,6 +239,9 @@ def server_profile(api_base: str | None, params: Mapping[str, Any], *,
         if key in _memo:
             profile = _memo[key]
         else:
+            if fetch is None:
+                headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+                fetch = functools.partial(_http_get, headers=headers)
             profile = _find(base, key[1], fetch, now)
             _memo[key] = profile
     template = params.get("chat_template")
@@ -251,7 +257,7 @@ def forget() -> None:
         _memo.clear()
 
 
-def _find(base: str, declared: str | None, fetch: Fetch | None,
+def _find(base: str, declared: str | None, fetch: Fetch,
           now: float | None) -> ServerProfile | None:
     now = time.time() if now is None else now
     cached = read_cached(base, now=now)
@@ -261,7 +267,7 @@ def _find(base: str, declared: str | None, fetch: Fetch | None,
         return profile_of_kind(declared, detail="declared")
     if not probing_enabled():
         return None
-    profile = probe(base, fetch=fetch or _http_get, kind=declared)
+    profile = probe(base, fetch=fetch, kind=declared)
     if profile is not None:
         write_cached(base, profile, now=now)
     elif declared is not None:
@@ -283,8 +289,8 @@ def probe(base: str, *, fetch: Fetch, kind: str | None = None) -> ServerProfile 
     detail = ""
     if kind is None:
         kind, detail = _recognize(root, base, headers, owners, fetch)
-        if kind is None:
-            return None if status >= 500 else ServerProfile("unknown", detail="not recognized")
+        if kind is None:  # an error (a key missing, a fault) is not remembered
+            return None if status >= 400 else ServerProfile("unknown", detail="not recognized")
     else:
         detail = "declared"
     profile = profile_of_kind(kind, detail=detail)
@@ -345,13 +351,13 @@ def _recognize(root: str, base: str, headers: Mapping[str, str], owners: set[str
     return None, ""
 
 
-def _http_get(url: str) -> tuple[int, dict[str, str], Any] | None:
-    """GET ``url``: (status, lower-cased headers, JSON body or None); None when the
-    server cannot be reached or does not answer within :data:`PROBE_TIMEOUT`."""
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+def _http_get(url: str, headers: Mapping[str, str] | None = None) -> tuple[int, dict[str, str], Any] | None:
+    """GET ``url`` (through the proxy the environment names for it, as every request):
+    (status, lower-cased headers, JSON body or None); None when the server cannot be
+    reached or does not answer within :data:`PROBE_TIMEOUT`."""
+    request = urllib.request.Request(url, headers={"Accept": "application/json", **(headers or {})})
     try:
-        with opener.open(request, timeout=PROBE_TIMEOUT) as response:
+        with urllib.request.urlopen(request, timeout=PROBE_TIMEOUT) as response:
             status, headers, raw = response.status, dict(response.headers.items()), response.read(1 << 20)
     except urllib.error.HTTPError as exc:
         status, headers, raw = exc.code, dict(exc.headers.items()), b""

@@ -296,7 +296,9 @@ class LiteLLMBackend:
         :class:`ModelError` for an unknown ``server`` value."""
         if self._profile is False:
             try:
-                self._profile = server_profile(self.api_base, self._cap_params)
+                key = self._api_key or (os.environ.get(str(self._api_key_env))
+                                        if self._api_key_env else None)
+                self._profile = server_profile(self.api_base, self._cap_params, api_key=key)
             except ValueError as exc:
                 raise ModelError(self.model_id, str(exc)) from None
         return self._profile if isinstance(self._profile, ServerProfile) else None

@@ -229,3 +229,40 @@ def test_the_checkers_server_table_matches_the_profiles():
     # a declared flag still wins
     assert not static_capabilities("openai/m", {"api_base": BASE, "server": "vllm",
                                                 "logprobs": False}).logprobs
+
+
+def test_the_probe_sends_the_models_key_and_forgets_refusals():
+    import http.server
+    import json
+    import threading
+
+    seen: list[str | None] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            seen.append(self.headers.get("Authorization"))
+            ok = self.headers.get("Authorization") == "Bearer sk-probe-123456"
+            body = json.dumps({"data": [{"id": "m", "owned_by": "vllm"}]} if ok else
+                              {"error": "no key"}).encode()
+            self.send_response(200 if ok else 401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    try:
+        assert P.server_profile(base, {}) is None  # refused: nothing known, nothing cached
+        assert P.read_cached(base) is None
+        P.forget()
+        profile = P.server_profile(base, {}, api_key="sk-probe-123456")
+        assert profile is not None and profile.kind == "vllm"
+        assert seen[-1] == "Bearer sk-probe-123456"
+    finally:
+        server.shutdown()
+        server.server_close()
