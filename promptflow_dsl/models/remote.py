@@ -222,6 +222,19 @@ def _get(obj: Any, key: str, default: Any = None) -> Any:
     return getattr(obj, key, default)
 
 
+_TRACEBACK = re.compile(r"\s*Traceback \(most recent call last\):.*?(?=\s*\((?:gave up|not "
+                        r"retried)[^()]*\)$|$)", re.S)
+
+
+def _drop_traceback(exc: ModelError) -> None:
+    """Cut a Python traceback that litellm puts inside some error messages ("Invalid
+    response object Traceback (most recent call last): ..."), keeping what follows it
+    (the attempts note)."""
+    exc.args = tuple(_TRACEBACK.sub(" (litellm's traceback left out)", a, count=1)
+                     if isinstance(a, str) and "Traceback (most recent call last)" in a else a
+                     for a in exc.args)
+
+
 def _shape(value: Any) -> str:
     """A short description of a piece of a malformed reply, for an error message."""
     if isinstance(value, Mapping):
@@ -425,6 +438,7 @@ class LiteLLMBackend:
                                       endpoint=self._endpoint(kw or {}, path))
         except ModelError as exc:
             mask_key(exc, (kw or {}).get("api_key"))
+            _drop_traceback(exc)
             raise
 
     # -- the wire: overridden by the lean OpenAI-compatible client -------------------

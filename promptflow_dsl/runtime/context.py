@@ -213,6 +213,10 @@ class RunContext:
             if call_span is not None:
                 exc.called_from(name, call_span)
             raise
+        except asyncio.CancelledError:  # a sibling failed, or the run was stopped
+            self.trace.finish(step, "failed", error="cancelled before it finished",
+                              latency_ms=(time.perf_counter() - started) * 1000)
+            raise
         finally:
             _current_step.reset(token)
             self._report(-1, 1)

@@ -21,5 +21,6 @@ class DecomposeDecl(HandlerDecl):
     settings: RecordExpr | None = None
     max_steps: Int | None = None
     max_depth: Int | None = None
+    max_calls: Int | None = None
 
     kind = "decompose"

@@ -19,7 +19,13 @@ from ...check.exprs import ExprChecker
 from ...check.program import Signature
 from ...lang.types import STR, is_assignable
 from .ast import DecomposeDecl
-from .details import DEFAULT_MAX_DEPTH, DEFAULT_MAX_STEPS, DecomposeDetails
+from .details import (
+    DEFAULT_MAX_CALLS,
+    DEFAULT_MAX_DEPTH,
+    DEFAULT_MAX_STEPS,
+    MAX_DEPTH_LIMIT,
+    DecomposeDetails,
+)
 
 _STEP = re.compile(r"^\s*QS:\s*(?:\((?P<op>[\w ]+)\)\s*)?\[(?P<h>[^\]]+)\]")
 
@@ -83,7 +89,12 @@ def check(env: ModuleEnv, d: DecomposeDecl, sig: Signature, exprs: ExprChecker) 
                      f"{', '.join(f'({op})' for op in bad_ops)}; ops: {', '.join(known_ops)}")
     check_positive(env, d.max_steps, "max_steps")
     check_positive(env, d.max_depth, "max_depth")
+    if d.max_depth is not None and d.max_depth.value > MAX_DEPTH_LIMIT:
+        env.err(d.max_depth.span, f"max_depth of decompose '{d.name}' is {d.max_depth.value}; "
+                                  f"it can be at most {MAX_DEPTH_LIMIT}")
+    check_positive(env, d.max_calls, "max_calls")
     return DecomposeDetails(model=model, params=params, handlers=bindings, fewshot=fewshot,
                             prompt_path=prompt_path,
                             max_steps=d.max_steps.value if d.max_steps else DEFAULT_MAX_STEPS,
-                            max_depth=d.max_depth.value if d.max_depth else DEFAULT_MAX_DEPTH)
+                            max_depth=d.max_depth.value if d.max_depth else DEFAULT_MAX_DEPTH,
+                            max_calls=d.max_calls.value if d.max_calls else DEFAULT_MAX_CALLS)

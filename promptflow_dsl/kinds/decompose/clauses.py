@@ -26,7 +26,8 @@ def as_bindings(v: ast.Expr) -> tuple[HandlerBinding, ...]:
 
 CLAUSES: dict[str, ClauseSpec] = {
     "decompose": {**COMMON, "handlers": ("handlers", as_bindings), "prompt": ("prompt", as_str),
-                  "max_steps": ("max_steps", as_int), "max_depth": ("max_depth", as_int)},
+                  "max_steps": ("max_steps", as_int), "max_depth": ("max_depth", as_int),
+                  "max_calls": ("max_calls", as_int)},
 }
 
 

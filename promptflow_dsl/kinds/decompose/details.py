@@ -9,6 +9,10 @@ from ...check.program import Details
 
 DEFAULT_MAX_STEPS = 10
 DEFAULT_MAX_DEPTH = 8
+DEFAULT_MAX_CALLS = 200
+MAX_DEPTH_LIMIT = 100
+"""The largest ``max_depth`` the checker accepts: a failure deep in a decomposition
+names every step on the way, so the message grows with the square of the depth."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -20,8 +24,10 @@ class DecomposeDetails(Details):
     prompt_path: str | None = None  # the prompt file, when the few-shot text came from one
     max_steps: int = DEFAULT_MAX_STEPS
     max_depth: int = DEFAULT_MAX_DEPTH
+    # the most handler calls one top-level call makes in all (nested calls, items included)
+    max_calls: int = DEFAULT_MAX_CALLS
 
-    may_recurse: ClassVar[bool] = True  # bounded by max_depth
+    may_recurse: ClassVar[bool] = True  # bounded by max_depth and max_calls
 
     def edges(self) -> tuple[tuple[str, str], ...]:
         return tuple((k, "may_call") for k in self.handlers.values())

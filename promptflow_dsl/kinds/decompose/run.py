@@ -19,7 +19,12 @@ Handlers of any kind get the sub-question as their first parameter (the others t
 their defaults) through :meth:`RunContext.call`, so counters, mocks and the trace
 see every sub-call, as a child step of the decomposer's step.  ``max_steps`` bounds
 the step lines of one call; the top decomposer call has depth 1 and a nested one
-past its ``max_depth`` fails.  Every failure is a :class:`RunError` that names the
+past its ``max_depth`` fails (the checker accepts at most 100); ``max_calls`` (default
+200) bounds the handler calls of a top-level call and everything under it — nested
+decomposer calls and ``foreach`` items included, a step's items taken at once, so a
+step that would pass it starts none.  Each sub-call runs in a task of its own, so
+recursion uses no Python stack per level.  When an item of a ``foreach`` fails, the
+items still running are cancelled at once.  Every failure is a :class:`RunError` that names the
 chain of steps that led to it, e.g. ``decompose 'concat': step 2 (foreach) [letter]
 What is letter 9 of "Ada"? (item 1) → tool 'letter' raised ValueError: ...``.
 Each step is recorded as a ``decomp`` event on the decomposer's trace step.
@@ -64,6 +69,19 @@ DEFAULT_MAX_TOKENS = 128
 _DEPTH: ContextVar[int] = ContextVar("pflow_decompose_depth", default=0)
 
 
+class _Budget:
+    """The handler calls left to one top-level decomposer call and everything under it."""
+
+    def __init__(self, limit: int, owner: str) -> None:
+        self.limit = limit
+        self.owner = owner
+        self.used = 0
+
+
+#: the budget of the top-level decomposer call this task runs under (None: at the top)
+_BUDGET: ContextVar[_Budget | None] = ContextVar("pflow_decompose_budget", default=None)
+
+
 async def run(ctx: RunContext, h: HandlerInfo, inputs: dict[str, Any], step: Step) -> Any:
     """Run decomposer ``h`` on its question; returns the last answer.  Raises :class:`RunError`."""
     decomposition = _Decomposition(ctx, h, inputs, step)
@@ -73,10 +91,16 @@ async def run(ctx: RunContext, h: HandlerInfo, inputs: dict[str, Any], step: Ste
         raise decomposition.fail(f"a decomposer call at depth {depth} is past max_depth {limit} "
                                  f"(nesting or recursion too deep)")
     token = _DEPTH.set(depth)
+    budget = _BUDGET.get()
+    budget_token = None
+    if budget is None:  # a top-level decomposer call: its max_calls bounds the whole tree
+        budget_token = _BUDGET.set(_Budget(decomposition.details.max_calls, decomposition.name))
     try:
         return await decomposition.loop(depth)
     finally:
         _DEPTH.reset(token)
+        if budget_token is not None:
+            _BUDGET.reset(budget_token)
 
 
 class _Decomposition(HandlerRun):
@@ -181,26 +205,48 @@ class _Decomposition(HandlerRun):
 
     # ------------------------------------------------------------ sub-calls
 
+    def _spend(self, k: int, s: StepLine, n: int) -> None:
+        """Take ``n`` handler calls from the top-level call's budget (``max_calls``), all
+        of a step's at once, so a step that would go past it starts none."""
+        budget = _BUDGET.get()
+        if budget is None:  # pragma: no cover - run() always sets one
+            return
+        if budget.used + n > budget.limit:
+            where = "" if budget.owner == self.name else f" of the top-level decompose " \
+                                                         f"'{budget.owner}'"
+            raise self.fail(f"step {k}: {s.show()} would make {n} handler call"
+                            f"{'s' if n != 1 else ''} past max_calls {budget.limit}{where} "
+                            f"({budget.used} made so far, nested calls and items included)")
+        budget.used += n
+
     async def _call_all(self, k: int, s: StepLine, key: str, questions: list[str]) -> list[Any]:
+        self._spend(k, s, len(questions))
         many = s.op != "select"
         if self.ctx.sequential or len(questions) < 2:
             return [await self._call(k, s, key, q, i if many else None)
                     for i, q in enumerate(questions)]
-        results = await asyncio.gather(*(self._call(k, s, key, q, i)
-                                         for i, q in enumerate(questions)),
-                                       return_exceptions=True)
-        for r in results:  # the first failure in item order
-            if isinstance(r, BaseException):
-                raise r
-        return list(results)
+        tasks = [asyncio.create_task(self._call(k, s, key, q, i)) for i, q in enumerate(questions)]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        finally:  # a failed item (or this call cancelled) cancels the items still running
+            for t in tasks:
+                if not t.done():
+                    t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for t in tasks:  # the first failure in item order (a cancelled item did not fail)
+            if not t.cancelled() and t.exception() is not None:
+                raise t.exception()  # type: ignore[misc]
+        return [t.result() for t in tasks]
 
     async def _call(self, k: int, s: StepLine, key: str, q: str, item: int | None) -> Any:
         target = self.ctx.handler(key)
         try:
-            return await self.ctx.call(key, {target.signature.params[0].name: q},
-                                       call_span=self.spans.get(s.handler)
-                                       or self.spans.get(self._bound_name(key)),
-                                       caller=self.step.id)
+            # in a task of its own: a nested decomposer call (recursion) starts on a fresh
+            # stack, so depth costs no Python stack frames
+            return await asyncio.create_task(self.ctx.call(
+                key, {target.signature.params[0].name: q},
+                call_span=self.spans.get(s.handler) or self.spans.get(self._bound_name(key)),
+                caller=self.step.id))
         except RunError as exc:
             where = f"step {k} {s.show()} {clip(q, 80)}"
             if item is not None:
