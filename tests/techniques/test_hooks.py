@@ -602,6 +602,21 @@ def test_prefill_model_continues_the_assistant_message(http_program, fake_openai
                         {"role": "assistant", "content": "So 7 * 12 = 84"}]
     assert r.trace.steps[0].extra["hooks"]["strategy"] == "prefill"
 
+@pytest.mark.parametrize("client", ["", ', client: "litellm"'])
+def test_a_vllm_server_continues_the_assistant_message_when_asked_to(http_program, fake_openai,
+                                                                      tmp_path, client):
+    # vLLM starts a new answer after a final assistant message unless the request says
+    # continue_final_message (and no new generation prompt): its profile sends both
+    fake_openai.set_replies(["So 7 * 12 = 99 wrong", " eggs."])
+    r = http_program(', server: "vllm"' + client).run("solve", config=_cfg(tmp_path), problem="eggs")
+    assert r.value == "So 7 * 12 = 84 eggs."
+    first, second = (q["body"] for q in fake_openai.requests)
+    assert "continue_final_message" not in first
+    assert second["messages"][-1] == {"role": "assistant", "content": "So 7 * 12 = 84"}
+    assert second["continue_final_message"] is True and second["add_generation_prompt"] is False
+    assert "server" not in second
+    assert r.trace.steps[0].extra["hooks"]["strategy"] == "prefill"
+
 # ---------------------------------------------------------------- the embedded local model
 
 
