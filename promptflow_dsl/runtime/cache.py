@@ -13,7 +13,9 @@ determines them.
   Reads never raise (anything wrong is a miss); writes never raise (a full disk
   must not fail a run; failures are counted in ``write_errors``).
 * :meth:`ResponseCache.get_or_compute` — read-through with in-flight
-  de-duplication: identical requests made concurrently are computed once.
+  de-duplication: identical requests made concurrently are computed once, in one
+  process (a future per key) and across processes sharing the folder (a lock file
+  per key, :mod:`.cachelock`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from promptflow_dsl.models.base import SECRET_KEYS
+
+from . import cachelock
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +140,13 @@ class ResponseCache:
     never used (``CacheMode.OFF``) never creates its directory.
     """
 
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
+    def __init__(self, directory: str | os.PathLike[str], *,
+                 lock_wait: float = cachelock.LOCK_WAIT) -> None:
+        """``lock_wait``: the longest a miss waits for another process computing the
+        same entry (:mod:`.cachelock`)."""
         self.directory = Path(directory)
+        self.lock_wait = lock_wait
+        self.lock_waits = 0  # misses that found another process computing the entry
         self.read_errors = 0
         self.write_errors = 0
         self.recreated = False  # clear() found the store unreadable and made a new one
@@ -264,8 +273,10 @@ class ResponseCache:
         * ``REFRESH``: ``compute()`` always runs and its value overwrites the entry.
         * ``OFF``: ``compute()`` runs; the disk is never touched and nothing is shared.
 
-        In ``DEFAULT`` and ``REFRESH``, identical keys requested concurrently (on
-        the same event loop) are computed once: the others wait for that one and
+        In ``DEFAULT``, a miss takes the key's lock file first (:mod:`.cachelock`):
+        while another process holds it, this one waits for that process's reply and
+        returns it as a hit.  In ``DEFAULT`` and ``REFRESH``, identical keys
+        requested concurrently (on the same event loop) are computed once: the others wait for that one and
         get a copy of its value with ``cache_hit=True`` (they made no model call).
         If ``compute`` raises, nothing is stored and every waiter gets the
         exception.  If the computing task is cancelled, one waiter takes over.
@@ -309,15 +320,58 @@ class ResponseCache:
 
     async def _read_or_compute(self, key: str, compute: Callable[[], Awaitable[dict[str, Any]]],
                                mode: CacheMode) -> tuple[dict[str, Any], bool]:
+        lock: int | None = None
         if mode is CacheMode.DEFAULT:
-            stored = await self.get(key)
+            stored, lock = await self._get_or_lock(key)
             if stored is not None:
                 return stored, True
-        value = await compute()
-        if isinstance(value, dict) and value.get("cacheable", True) is False:
+            if lock == cachelock.BUSY:  # another process computes it: wait for its reply
+                stored, lock = await self._wait_turn(key)
+                if stored is not None:
+                    return stored, True
+        try:
+            value = await compute()
+            if isinstance(value, dict) and value.get("cacheable", True) is False:
+                return value, False
+            await self.set(key, value)
             return value, False
-        await self.set(key, value)
-        return value, False
+        finally:
+            if lock is not None and lock >= 0:
+                cachelock.unlock(self.directory, key, lock)  # after the value is stored
+
+    async def _get_or_lock(self, key: str) -> tuple[dict[str, Any] | None, int | None]:
+        """The stored value, or ``None`` and the key's in-flight lock (a descriptor,
+        ``cachelock.BUSY``, or ``None`` when locks cannot be used); one trip to the I/O
+        thread."""
+        def work() -> tuple[dict[str, Any] | None, int | None]:
+            stored = self._get_blocking(key)
+            if stored is not None:
+                return stored, None
+            return None, cachelock.try_lock(self.directory, key)
+
+        try:
+            return await self._io(work)
+        except RuntimeError as e:  # the executor was shut down under us
+            log.debug("response cache %s: read skipped: %s", self.directory, e)
+            return None, None
+
+    async def _wait_turn(self, key: str) -> tuple[dict[str, Any] | None, int | None]:
+        """Wait while another process holds the key's lock: the value it stored, or the
+        lock once free (and the entry still missing), or ``(None, None)`` after
+        ``lock_wait`` seconds (the caller then computes without it)."""
+        self.lock_waits += 1
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.lock_wait
+        delay = cachelock.POLL_FIRST
+        while loop.time() < deadline:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, cachelock.POLL_MAX)
+            stored, lock = await self._get_or_lock(key)
+            if stored is not None or lock != cachelock.BUSY:
+                return stored, lock
+        log.debug("response cache %s: gave up waiting for another process computing %s",
+                  self.directory, key[:12])
+        return None, None
 
     # -- management ---------------------------------------------------------------
 

@@ -428,3 +428,107 @@ def test_datetime_and_set_are_not_silently_converted():
             jsondata.to_data({"v": [value]})
     assert jsondata.to_data((1, "a\udc80")) == [1, "a\ufffd"]
     assert os.environ.get("PFLOW_MAX_REPLY_BYTES") is None
+
+
+# ------------------------------------------------------------------ requests in flight, across processes
+
+
+def _hold_lock(cache_dir: Path, key: str) -> int:
+    """Take the key's lock as another process would (a descriptor of our own)."""
+    from promptflow_dsl.runtime import cachelock
+
+    fd = cachelock.try_lock(cache_dir, key)
+    assert fd is not None and fd >= 0
+    return fd
+
+
+def test_a_miss_waits_for_another_process_computing_the_same_entry(tmp_path):
+    from promptflow_dsl.runtime import cachelock
+    from promptflow_dsl.runtime.cache import ResponseCache
+
+    key = "ab" * 32
+    computed = []
+
+    async def compute():
+        computed.append(1)
+        return {"text": "mine"}
+
+    async def main():
+        other = ResponseCache(tmp_path)  # the other process's view of the folder
+        mine = ResponseCache(tmp_path)
+        await other.set(key, {"text": "theirs"})  # opens the store; then drop the entry
+        other.clear()
+        fd = _hold_lock(tmp_path, key)
+        task = asyncio.create_task(mine.get_or_compute(key, compute))
+        while mine.lock_waits == 0:  # until it found the lock taken
+            await asyncio.sleep(0.01)
+        await other.set(key, {"text": "theirs"})
+        cachelock.unlock(tmp_path, key, fd)
+        value, hit = await task
+        other.close()
+        mine.close()
+        return value, hit
+
+    value, hit = asyncio.run(main())
+    assert (value, hit, computed) == ({"text": "theirs"}, True, [])
+    assert not cachelock.lock_path(tmp_path, key).exists()
+
+
+def test_a_dead_holder_never_blocks(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from promptflow_dsl.runtime.cache import ResponseCache
+
+    key = "cd" * 32
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from pathlib import Path; "
+         "from promptflow_dsl.runtime import cachelock; "
+         f"fd = cachelock.try_lock(Path({str(tmp_path)!r}), {key!r}); "
+         "print(fd, flush=True); time.sleep(600)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert int(holder.stdout.readline()) >= 0  # it holds the lock
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+        holder.stdout.close()
+
+    async def compute():
+        return {"text": "computed"}
+
+    async def main():
+        cache = ResponseCache(tmp_path)
+        try:
+            return await cache.get_or_compute(key, compute)
+        finally:
+            cache.close()
+
+    assert asyncio.run(main()) == ({"text": "computed"}, False)
+
+
+def test_a_holder_that_never_finishes_is_waited_for_a_bounded_time(tmp_path):
+    from promptflow_dsl.runtime import cachelock
+    from promptflow_dsl.runtime.cache import ResponseCache
+
+    key = "ef" * 32
+    fd = _hold_lock(tmp_path, key)
+
+    async def compute():
+        return {"text": "computed anyway"}
+
+    async def main():
+        cache = ResponseCache(tmp_path, lock_wait=0.05)
+        try:
+            return await cache.get_or_compute(key, compute), cache.lock_waits
+        finally:
+            cache.close()
+
+    try:
+        assert asyncio.run(main()) == (({"text": "computed anyway"}, False), 1)
+    finally:
+        cachelock.unlock(tmp_path, key, fd)
