@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..diagnostics import CompileError, Diagnostic
 from ..syntax import SourceFile, read_source
+from ..syntax.source import read_regular
 from .checker import check_loaded, project_for
 from .loader import Project, load
 from .program import CheckedModule, CheckedProgram, HandlerInfo, HookInfo, Signature, TestInfo
@@ -29,8 +30,8 @@ def check_file(path: Path, allow: tuple[Path, ...] = ()) -> CheckedProgram:
     if source is None:
         assert diag is not None
         try:  # show the undecodable line with replacement characters
-            shown = {diag.span.file: path.read_bytes().decode("utf-8", errors="replace")}
-        except OSError:
+            shown = {diag.span.file: read_regular(path).decode("utf-8", errors="replace")}
+        except (OSError, ValueError):  # missing, a FIFO or a device: nothing to show
             shown = {}
         raise CompileError([diag], shown)
     program, diags = check_source(source, project_for(path, allow))

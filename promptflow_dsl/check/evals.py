@@ -136,7 +136,7 @@ def _check_data(env: ModuleEnv, data: ast.EvalData,
     if path is None:
         if diag is not None:
             env.diags.append(diag)
-        return fallback.resolve(), fmt, 0
+        return fallback.absolute(), fmt, 0  # no file-system call: the path may be no path
     checker = _RowChecker(row_t, fmt == "csv")
     problems: list[DatasetError] = []
     header: list[str] | None = None

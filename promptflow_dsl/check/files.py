@@ -13,8 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..diagnostics import Diagnostic, Span, error
-from ..syntax.source import display_name, normalize
+from ..diagnostics import Diagnostic, Span
+from ..syntax.source import display_name, normalize, read_regular, shown_path
 from .jsonl import RowsError, iter_values
 from .loader import Project
 
@@ -30,10 +30,7 @@ def locate(project: Project, declaring: Path | None, rel: str, span: Span
     """The file ``rel`` names for a program in ``declaring`` (``None`` for text loaded
     without a file: the project root), or a diagnostic at ``span`` saying why it cannot
     be read: outside the allowed folders, missing, a folder or another non-regular file."""
-    path, diag = project.resolve_file(declaring, rel, span, "file")
-    if path is not None and not path.is_file():
-        return None, error(span, f"file '{rel}' is not a regular file")
-    return path, diag
+    return project.resolve_file(declaring, rel, span, "file")
 
 
 def read_text_file(path: Path) -> str:
@@ -58,10 +55,13 @@ def read_jsonl_file(path: Path) -> list[Any]:
 
 
 def _read(path: Path) -> bytes:
+    """The bytes of ``path``, never blocking on a FIFO or reading a device (raises
+    :class:`FileProblem`)."""
     try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise FileProblem(f"cannot read {display_name(path)}: {exc.strerror or exc}") from None
+        return read_regular(path)
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise FileProblem(f"cannot read {shown_path(display_name(path))}: {reason}") from None
 
 
 __all__ = ["FILE_BUILTINS", "FileProblem", "locate", "read_jsonl_file", "read_text_file"]

@@ -10,6 +10,7 @@ root — the nearest folder above the entry file holding ``pyproject.toml`` or
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 from ..diagnostics import Diagnostic, Span, error
 from ..resources import stdlib_dir
 from ..syntax import SourceFile, ast, parse_module, read_source
-from ..syntax.source import display_name
+from ..syntax.source import display_name, file_kind, path_problem, shown_path
 
 PROJECT_MARKERS = ("pyproject.toml", "pflow.toml")
 
@@ -71,6 +72,10 @@ class Project:
     allowed: tuple[Path, ...] = ()
 
     def permits(self, path: Path) -> bool:
+        """Whether ``path`` lies in the project, the standard library or an allowed folder.
+
+        Raises ``OSError`` / ``ValueError`` when the path cannot be resolved.
+        """
         p = path.resolve()
         std = stdlib_dir().resolve()
         for base in (self.root.resolve(), std, *(a.resolve() for a in self.allowed)):
@@ -80,20 +85,37 @@ class Project:
 
     def resolve_file(self, declaring: Path | None, rel: str, span: Span,
                      what: str) -> tuple[Path | None, Diagnostic | None]:
-        """Resolve ``rel`` against the declaring file's folder.
+        """Resolve ``rel`` against the declaring file's folder: the one function every
+        file a program names goes through (imports, prompt files, demos, training files,
+        eval data, literal ``read_text`` / ``read_jsonl`` paths).
 
-        Returns the path, or a diagnostic for a missing file or one outside the project.
+        Returns the path, or a diagnostic at ``span`` for a path no file can have (a NUL,
+        a lone surrogate, too long), one outside the project, a missing file, or anything
+        but a regular file (a folder, a FIFO, a device: reading those could block forever).
+        Never raises.
         """
+        shown = shown_path(rel)
+        problem = path_problem(rel)
+        if problem is not None:
+            return None, error(span, f"{what} '{shown}' {problem}")
         base = declaring.parent if declaring is not None else self.root
-        path = (base / rel).resolve() if not Path(rel).is_absolute() else Path(rel).resolve()
-        if not self.permits(path):
-            return None, error(span, f"{what} '{rel}' is outside the project folder (the nearest "
-                                     f"folder with pyproject.toml or pflow.toml); allow it with "
-                                     f"--allow-path")
-        if not path.exists():
-            return None, error(span, f"{what} '{rel}' not found (looked for {display_name(path)})")
-        if path.is_dir():
-            return None, error(span, f"{what} '{rel}' is a folder, not a file")
+        try:
+            path = (base / rel).resolve() if not Path(rel).is_absolute() else Path(rel).resolve()
+            if not self.permits(path):
+                return None, error(span, f"{what} '{shown}' is outside the project folder (the "
+                                         f"nearest folder with pyproject.toml or pflow.toml); "
+                                         f"allow it with --allow-path")
+            mode = path.stat().st_mode
+        except FileNotFoundError:
+            return None, error(span, f"{what} '{shown}' not found (looked for "
+                                     f"{shown_path(display_name(base / rel), 200)})")
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            return None, error(span, f"cannot use {what} '{shown}': {reason}")
+        if stat.S_ISDIR(mode):
+            return None, error(span, f"{what} '{shown}' is a folder, not a file")
+        if not stat.S_ISREG(mode):
+            return None, error(span, f"{what} '{shown}' is {file_kind(mode)}, not a regular file")
         return path, None
 
 
@@ -185,7 +207,8 @@ class Loader:
         if decl.path is not None:
             rel = decl.path.value
             if not rel.endswith(".pflow"):
-                return None, None, error(decl.path.span, f"imported file '{rel}' must end in .pflow")
+                return None, None, error(decl.path.span, f"imported file '{shown_path(rel)}' must end "
+                                                         f"in .pflow")
             path, diag = self.project.resolve_file(importer.path, rel, decl.path.span, "imported file")
             return path, None, diag
         assert decl.module is not None
@@ -195,20 +218,30 @@ class Loader:
             if len(parts) == 1:
                 return None, None, error(span, "import a standard module, e.g. `import std.text`")
             std_path = stdlib_dir().resolve().joinpath(*parts[1:]).with_suffix(".pflow")
-            if not std_path.is_file():
+            if (path_problem("/".join(parts[1:]) + ".pflow") is not None
+                    or not std_path.is_file()):
                 available = sorted(p.stem for p in stdlib_dir().glob("*.pflow"))
                 return None, None, error(span, f"no standard module '{decl.module}' "
                                                f"(available: {', '.join('std.' + a for a in available)})")
             return std_path, decl.module, None
         rel_path = Path(*parts).with_suffix(".pflow")
+        problem = path_problem(rel_path.as_posix())
+        if problem is not None:
+            return None, None, error(span, f"module '{shown_path(decl.module)}' cannot be a file: "
+                                           f"its path {problem}")
         bases = [importer.path.parent] if importer.path else []
         bases.append(self.project.root)
         for base in bases:
-            cand = (base / rel_path).resolve()
-            if cand.is_file():
+            try:
+                cand = (base / rel_path).resolve()
+                if not cand.is_file():
+                    continue
                 if not self.project.permits(cand):
                     break
-                return cand, None, None
+            except (OSError, ValueError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                return None, None, error(span, f"cannot import '{shown_path(decl.module)}': {reason}")
+            return cand, None, None
         return None, None, error(span, f"no module '{decl.module}' (looked for {rel_path.as_posix()} beside "
                                        f"this file and in the project folder)")
 

@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from ..diagnostics import Diagnostic, Span, error
+from ..lang.holes import line_starts
 from ..lang.templates import locate, template_env
 from ..syntax import ast
 from ..syntax.builder import suggest
@@ -23,14 +24,10 @@ def _span_at(node: ast.Str, text: str, offset: int, length: int) -> Span:
 
 
 def _line_offset(text: str, lineno: int) -> int:
-    """Offset of the first character of 1-based line ``lineno`` of ``text``."""
-    off = 0
-    for _ in range(max(lineno - 1, 0)):
-        nxt = text.find("\n", off)
-        if nxt < 0:
-            return off
-        off = nxt + 1
-    return off
+    """Offset of the first character of 1-based line ``lineno`` of ``text`` (the start of
+    its last line when there are fewer lines)."""
+    starts = line_starts(text)
+    return starts[min(max(lineno - 1, 0), len(starts) - 1)]
 
 
 _NO_FILTER = re.compile(r"No (filter|test) named '([^']+)'")

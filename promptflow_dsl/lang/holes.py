@@ -37,7 +37,9 @@ the whole template.  ``{% raw %}`` blocks get no special treatment.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 __all__ = ["TYPES", "Hole", "HoleError", "Literal", "SketchTemplate",
@@ -53,6 +55,7 @@ _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SPACES = re.compile(r"[ \t\r\n]*")
 _PLAIN = re.compile(r"[^\[{]+")  # text that cannot start a hole, [[ or a Jinja region
 _DIGITS = re.compile(r"[0-9]+")
+_NEWLINE = re.compile(r"\n")
 # One valid Python escape sequence (decoded with the unicode_escape codec).
 _ESCAPE = re.compile(r'\\(?:[\n\\\'"abfnrtv]|[0-7]{1,3}|x[0-9A-Fa-f]{2}|u[0-9A-Fa-f]{4}'
                      r"|U[0-9A-Fa-f]{8}|N\{[^}]*\})")
@@ -111,11 +114,20 @@ def parse_template(text: str) -> SketchTemplate:
 def offset_to_line_col(text: str, offset: int) -> tuple[int, int]:
     """Return the 0-based (line, column) of ``offset`` in ``text``; never raises.
 
-    Lines end at ``\\n``; the offset is clamped to ``0..len(text)``.
+    Lines end at ``\\n``; the offset is clamped to ``0..len(text)``.  The line starts
+    of the last few texts are kept, so locating every hole and error of a template
+    costs one pass over it plus a binary search each (not a scan each).
     """
     offset = max(0, min(offset, len(text)))
-    line_start = text.rfind("\n", 0, offset) + 1
-    return text.count("\n", 0, offset), offset - line_start
+    starts = line_starts(text)
+    line = bisect_right(starts, offset) - 1
+    return line, offset - starts[line]
+
+
+@lru_cache(maxsize=16)
+def line_starts(text: str) -> tuple[int, ...]:
+    """The offset of the first character of each line of ``text`` (the first is 0)."""
+    return (0, *(m.end() for m in _NEWLINE.finditer(text)))
 
 
 class _Fail(Exception):

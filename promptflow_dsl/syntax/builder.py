@@ -10,6 +10,7 @@ nested absurdly deep — are collected as diagnostics rather than raised.
 from __future__ import annotations
 
 import difflib
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,9 +20,14 @@ from ..diagnostics import Diagnostic, Span, error, warning
 from ..kinds import registry
 from . import ast
 from .clauses import Clause, ClauseSet, apply_clauses, has_clause
+from .source import shown_path
 from .strings import StringError, decode_plain, decode_raw, decode_text
 
 MAX_DEPTH = 100
+
+#: the most digits an integer literal may have (Python's own limit on converting text
+#: to an integer; a longer literal is an error, never a crash)
+MAX_INT_DIGITS = 4300
 
 
 class DepthExceeded(Exception):
@@ -139,7 +145,17 @@ class Builder(Transformer_NonRecursive):
 
     def int_lit(self, meta: Any, children: list[Any]) -> ast.Int:
         tok = children[0]
-        return self._track(ast.Int(self._ts(tok), int(tok.value)))
+        return self._track(ast.Int(self._ts(tok), self.int_value(tok)))
+
+    def int_value(self, tok: Token) -> int:
+        """The value of an ``INT`` token; a literal of more than :data:`MAX_INT_DIGITS`
+        digits is reported at the token and read as 0 (never raises)."""
+        text = str(tok.value)
+        if len(text) > MAX_INT_DIGITS:
+            self._err(self._ts(tok), f"integer literal too long ({len(text)} digits; at most "
+                                     f"{MAX_INT_DIGITS})")
+            return 0
+        return int(text)
 
     def float_lit(self, meta: Any, children: list[Any]) -> ast.Float:
         tok = children[0]
@@ -403,7 +419,7 @@ class Builder(Transformer_NonRecursive):
             stem = path.value.replace("\\", "/").rsplit("/", 1)[-1].split(".")[0]
             name, name_span = stem, path.span
             if not stem.isidentifier():
-                self._err(path.span, f"cannot use '{stem}' as a module name; add `as NAME`")
+                self._err(path.span, f"cannot use '{shown_path(stem)}' as a module name; add `as NAME`")
         return ast.ImportDecl(self._span(meta), name, name_span, None, path)
 
     def clause_word(self, meta: Any, children: list[Any]) -> Token:
@@ -507,6 +523,9 @@ class Builder(Transformer_NonRecursive):
         if value is None:
             self._err(bound.span, f"a threshold's bound is a number literal, as in "
                                   f"`threshold {tok.value} >= 0.8`")
+        elif isinstance(value, ast.Int) and abs(value.value) > _MAX_FLOAT:
+            self._err(bound.span, "a threshold's bound is too large for a number")
+            value = None
         return ast.EvalThreshold(span, str(tok.value), self._ts(tok), op, value)
 
     def eval_decl(self, meta: Any, children: list[Any]) -> ast.EvalDecl:
@@ -557,6 +576,8 @@ KEYWORDS = frozenset("model type import as hook test return for in if else and o
 
 
 THRESHOLD_OPS = (">=", ">", "<=", "<", "==")
+
+_MAX_FLOAT = int(sys.float_info.max)
 
 
 def _add_kind_rules() -> None:

@@ -1,16 +1,21 @@
 """The parse stage: ``SourceFile`` → Lark parse tree, or a located syntax error.
 
 One memoized LALR parser is built from ``grammar/pflow.lark``; its tables are
-cached on disk (in the user's cache directory, keyed on the grammar's digest by
-Lark) so start-up stays fast.  Lark types never leave the ``syntax`` package.
+cached on disk (in the user's cache folder, keyed on the grammar's digest and signed
+with a per-user key, :func:`get_parser`) so start-up stays fast.  Lark types never leave the ``syntax`` package.
 Syntax errors say what was expected; common mistakes are recognised from
 examples with Lark's ``match_examples`` and get a tailored message.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import io
 import os
 import re
+import secrets
+import stat
 import sys
 import threading
 from functools import lru_cache
@@ -32,21 +37,97 @@ class SyntaxFailure(Exception):
         self.diagnostic = diagnostic
 
 
-def _cache_file() -> str | bool:
+_KEY_BYTES = 32
+_MAGIC = b"pflow-parser-cache/2\n"
+
+
+def _cache_dir() -> Path:
     base = os.environ.get("PFLOW_PARSER_CACHE_DIR")
     if base is None:
         xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
         base = str(Path(xdg) / "promptflow-dsl")
+    return Path(base)
+
+
+def _cache_key(folder: Path) -> bytes | None:
+    """The per-user key that signs the parser cache: ``parser-cache.key`` in the cache
+    folder, 32 random bytes created with mode 0600.  ``None`` (no cache) when the folder
+    cannot be written or the key file is not a private regular file of this user."""
+    path = folder / "parser-cache.key"
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
     try:
-        Path(base).mkdir(parents=True, exist_ok=True)
-        probe = Path(base) / ".write-test"
-        probe.touch()
-        probe.unlink()
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
+                         0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "wb") as f:
+                f.write(secrets.token_bytes(_KEY_BYTES))
+        fd = os.open(path, flags)
+        try:
+            info = os.fstat(fd)
+            owner_ok = not hasattr(os, "getuid") or info.st_uid == os.getuid()
+            if not stat.S_ISREG(info.st_mode) or not owner_ok or info.st_mode & 0o077:
+                return None
+            key = os.read(fd, _KEY_BYTES + 1)
+        finally:
+            os.close(fd)
     except OSError:
-        return False
+        return None
+    return key if len(key) == _KEY_BYTES else None
+
+
+def _cache_path(folder: Path, grammar: str) -> Path:
     import lark
 
-    return str(Path(base) / f"parser-lark{lark.__version__}-py{sys.version_info[0]}{sys.version_info[1]}.cache")
+    ident = hashlib.sha256("\0".join((grammar, lark.__version__, sys.version, repr(_OPTIONS),
+                                      repr(_KeywordsAsNames.always_accept))).encode()).hexdigest()
+    return folder / f"parser-{ident[:32]}.cache"
+
+
+def _load_cached(path: Path, key: bytes) -> Any:
+    """The parser saved in ``path`` when its HMAC-SHA256 under ``key`` verifies, else
+    ``None``; nothing in the file is unpickled before it verifies."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    head = len(_MAGIC)
+    if not data.startswith(_MAGIC) or len(data) < head + 32:
+        return None
+    tag, payload = data[head:head + 32], data[head + 32:]
+    if not hmac.compare_digest(tag, hmac.new(key, payload, hashlib.sha256).digest()):
+        return None
+    from lark import Lark
+
+    try:
+        parser = Lark.__new__(Lark)
+        # Lark's own cache loads this way; the options not stored in the file are given here
+        return parser._load(io.BytesIO(payload), postlex=_KeywordsAsNames(),
+                            propagate_positions=True)
+    except Exception:  # a file of another Lark version: rebuild
+        return None
+
+
+def _store(path: Path, key: bytes, parser: Any) -> None:
+    """Save ``parser`` to ``path`` with its HMAC (atomically; failures are ignored)."""
+    buffer = io.BytesIO()
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        parser.save(buffer)
+        payload = buffer.getvalue()
+        tag = hmac.new(key, payload, hashlib.sha256).digest()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(_MAGIC + tag + payload)
+        os.replace(tmp, path)
+    except Exception:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
 
 
 _TEXT = threading.local()
@@ -62,7 +143,10 @@ class _KeywordsAsNames:
     declaration or an operator could also follow).
     """
 
-    always_accept: tuple[str, ...] = ()
+    #: ``NAME`` is lexed in every parser state, so a keyword ends at an identifier
+    #: boundary: ``flowmain`` is one (unexpected) name, never ``flow`` and ``main``
+    #: (Lark then tells keywords from names by the whole word it matched)
+    always_accept: tuple[str, ...] = ("NAME",)
 
     def process(self, stream: Any) -> Any:
         text = getattr(_TEXT, "value", None)
@@ -123,15 +207,34 @@ def _eval_words(stream: Any) -> Any:
         yield tok
 
 
+_OPTIONS: dict[str, Any] = dict(parser="lalr", lexer="contextual", propagate_positions=True,
+                                maybe_placeholders=False)
+
+
 @lru_cache(maxsize=1)
 def get_parser() -> Any:
-    """The memoized Lark LALR parser (built once per process, tables cached on disk)."""
+    """The memoized Lark LALR parser (built once per process).
+
+    Its tables are cached on disk in the user's cache folder, signed with an
+    HMAC-SHA256 under a per-user random key (``parser-cache.key``, mode 0600): a cache
+    file that does not verify is never unpickled but rebuilt, so a file planted in the
+    cache folder cannot run code.
+    """
     from lark import Lark
 
     with _LOCK:
         grammar = grammar_path().read_text(encoding="utf-8")
-        return Lark(grammar, parser="lalr", lexer="contextual", propagate_positions=True,
-                    maybe_placeholders=False, cache=_cache_file(), postlex=_KeywordsAsNames())
+        folder = _cache_dir()
+        key = _cache_key(folder)
+        path = _cache_path(folder, grammar) if key is not None else None
+        if key is not None and path is not None:
+            cached = _load_cached(path, key)
+            if cached is not None:
+                return cached
+        parser = Lark(grammar, postlex=_KeywordsAsNames(), **_OPTIONS)
+        if key is not None and path is not None:
+            _store(path, key, parser)
+        return parser
 
 
 def build_strict() -> Any:

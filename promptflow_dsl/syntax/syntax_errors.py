@@ -32,6 +32,8 @@ _VALUE_START = {"NAME", "STRING", "RAW_STRING", "LONG_STRING", "INT", "FLOAT", "
 _COMPARISON = {"LESSTHAN", "MORETHAN", "__ANON_1", "__ANON_2", "__ANON_3", "__ANON_4", "IN",
                "CONTAINS"}
 _CLOSERS = {"(": ")", "[": "]", "{": "}"}
+# What may start a statement of a flow or a test body, or end the body.
+_STATEMENT_START = frozenset({"NAME", "RBRACE", "RETURN", "MOCK", "EXPECT"})
 _CLOSER_TERMINAL = {")": "RPAR", "]": "RSQB", "}": "RBRACE"}
 
 # Mistakes recognised by the parser state they leave it in (same nesting as written).
@@ -217,7 +219,8 @@ def _heuristic(tok: Any, expected: set[str], source: SourceFile) -> tuple[str, S
         prev = _previous_word(text, tok.start_pos)
         span = _point(source.uri, text, prev[0], prev[1]) if prev else None
         return "a parameter needs a type: write `name: Type`", span
-    if expected == {"EQUAL"} or (expected == {"NAME", "RBRACE"} and t in _VALUE_START):
+    statement_start = {"NAME", "RBRACE"} <= expected <= _STATEMENT_START
+    if expected == {"EQUAL"} or (statement_start and t in _VALUE_START):
         body = _enclosing_body(text, tok.start_pos)
         form = {"flow": "a flow statement is `name = expression` or `return expression`",
                 "test": "a test statement is `name = expression`, `mock ...` or `expect ...`",
@@ -237,6 +240,18 @@ def _heuristic(tok: Any, expected: set[str], source: SourceFile) -> tuple[str, S
                 return (f"missing '{closer}' to close the '{opener}' at line {line_col.line}, "
                         f"column {line_col.col}"), None
     return None
+
+
+def _parser_expected(exc: Any) -> set[str]:
+    """The terminals the parser could take where ``exc`` stopped it, from the parse
+    table.  When the lexer stopped first, Lark's own set is what that state's lexer
+    knew: ``NAME``, which every state lexes (so that keywords end at word boundaries),
+    with the keywords folded into it."""
+    try:
+        state = exc.state
+        return {t for t in state.parse_conf.parse_table.states[state.position] if t.isupper()}
+    except (AttributeError, KeyError, TypeError):
+        return set(exc.expected or ())
 
 
 def to_diagnostic(exc: Any, source: SourceFile) -> Diagnostic:
@@ -259,7 +274,7 @@ def to_diagnostic(exc: Any, source: SourceFile) -> Diagnostic:
         return error(span, "unexpected end of file" + (f"; {at_end}" if at_end else ""))
     assert isinstance(exc, UnexpectedToken)
     tok = exc.token
-    expected = set(exc.expected or ())
+    expected = _parser_expected(exc)
     span = Span(uri, tok.line, tok.column, tok.end_line or tok.line, tok.end_column or tok.column + 1)
     if tok.type == "LONG_STRING":  # only the first line of a long token is underlined
         span = Span.point(uri, tok.line, tok.column, len(str(tok.value).split("\n")[0]))

@@ -151,7 +151,9 @@ def test_reserved_word_cannot_name_an_eval():
      "data, run, metric, threshold)"),
     ('eval e {\n  metric ok true\n}\n',
      "2:10: a metric is `metric NAME = EXPRESSION` (found 'true')"),
-    ('evals e {\n}\n', "1:7: unexpected 'e'; expected '{'"),
+    ('evals e {\n}\n',  # a keyword ends at a word boundary: `evals` is one word
+     "1:1: expected a declaration (model, type, import, prompt, tool, flow, decompose, route, "
+     "sketch, hook, test or eval), found 'evals'"),
     ('function f() {\n}\n',
      "1:1: expected a declaration (model, type, import, prompt, tool, flow, decompose, route, "
      "sketch, hook, test or eval), found 'function'"),

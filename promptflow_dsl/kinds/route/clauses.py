@@ -68,7 +68,7 @@ def expert(b: Builder, meta: Any, children: list[Any]) -> Expert:
 
 def experts_auto(b: Builder, meta: Any, children: list[Any]) -> AutoExperts:
     path, k = children
-    return AutoExperts(b.span(meta), path, ast.Int(b.token_span(k), int(k.value)))
+    return AutoExperts(b.span(meta), path, ast.Int(b.token_span(k), b.int_value(k)))
 
 
 def route_decl(b: Builder, meta: Any, children: list[Any]) -> RouteDecl:
