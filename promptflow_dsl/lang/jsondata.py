@@ -58,10 +58,14 @@ def _int_too_long(value: int) -> bool:
 
 
 def _where(path: list[str | int]) -> str:
-    out = "$"
-    for p in path:
-        out += f"[{p}]" if isinstance(p, int) else f".{p}" if p.isidentifier() else f"[{p!r}]"
-    return out
+    """``$[0].items[2]``; a long path shows its first and last four steps."""
+    def step(p: str | int) -> str:
+        return f"[{p}]" if isinstance(p, int) else f".{p}" if p.isidentifier() else f"[{p!r}]"
+
+    if len(path) > 10:
+        return ("$" + "".join(step(p) for p in path[:4]) + f"…({len(path) - 8} more)…"
+                + "".join(step(p) for p in path[-4:]))
+    return "$" + "".join(step(p) for p in path)
 
 
 def _kind(value: Any) -> str:
