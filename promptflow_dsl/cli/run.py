@@ -65,6 +65,9 @@ def parse_inputs(program: CheckedProgram, handler: str, pairs: list[str], blob: 
             except OSError as exc:
                 raise UsageError(f"pflow run: --input {key}: cannot read {raw[1:]}: "
                                  f"{exc.strerror}") from None
+            except UnicodeDecodeError as exc:
+                raise UsageError(f"pflow run: --input {key}: {raw[1:]} is not UTF-8 text "
+                                 f"(byte {exc.start}: {exc.reason})") from None
         p = h.signature.param(key)
         if p is not None and is_assignable(STR, p.type):
             inputs[key] = jsondata.fix_text(raw)  # text parameters take the value as written

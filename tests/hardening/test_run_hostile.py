@@ -75,6 +75,12 @@ def test_deeply_nested_input_is_a_usage_error(served, capsys):
     assert code == 2 and "input 'x': the JSON is nested deeper than 200 levels" in err
 
 
+def test_an_input_file_that_is_not_utf8_is_a_usage_error(served, capsys, tmp_path):
+    (tmp_path / "bad.bin").write_bytes(b"\xff\xfe\x80 not text")
+    code, _, err = pflow(run_args(served(), "s", "x=@bad.bin"), capsys)
+    assert code == 2 and "--input x: bad.bin is not UTF-8 text (byte 0: invalid start byte)" in err
+
+
 def test_deeply_nested_python_input_is_an_input_error(served):
     value: list = []
     for _ in range(5000):
