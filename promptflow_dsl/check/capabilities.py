@@ -21,7 +21,8 @@ anything else (``openai/…`` chat, …)       –           –        –     
 A model parameter named like a capability (``completion: true``, ``logprobs:
 true``, ``grammar: true``, ...) overrides its row, as at run time. For a model with
 ``api_base``, the capabilities of its server profile replace the row when a run has
-cached one (``.pflow-cache/servers.json`` of the project, or ``$PFLOW_SERVER_CACHE``;
+cached one (``.pflow-cache/servers.json`` of the project root or of the working
+directory, or ``$PFLOW_SERVER_CACHE``;
 written by ``models/profiles.py``, read here as plain JSON — ``pflow check`` never asks
 a server anything); without one, a declared ``server`` kind gives its row of
 :data:`SERVER_CAPABILITIES`.
@@ -90,15 +91,20 @@ def cached_server_capabilities(root: Path | None, api_base: Any) -> dict[str, bo
     if not isinstance(api_base, str) or not api_base:
         return None
     env = os.environ.get("PFLOW_SERVER_CACHE")
-    path = Path(env) if env else (root or Path.cwd()) / ".pflow-cache" / "servers.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        entry = data["servers"][api_base.rstrip("/")]
-        caps = entry["capabilities"] if float(entry["expires"]) > time.time() else None
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return {k: v for k, v in caps.items() if k in _NAMES and isinstance(v, bool)} if isinstance(
-        caps, dict) else None
+    # a run writes the file in its working directory: the project root, else where check runs
+    paths = [Path(env)] if env else [
+        (folder / ".pflow-cache" / "servers.json") for folder in dict.fromkeys([root or Path.cwd(),
+                                                                               Path.cwd()])]
+    for path in paths:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            entry = data["servers"][api_base.rstrip("/")]
+            caps = entry["capabilities"] if float(entry["expires"]) > time.time() else None
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if isinstance(caps, dict):
+            return {k: v for k, v in caps.items() if k in _NAMES and isinstance(v, bool)}
+    return None
 
 
 def static_capabilities(model_id: str, params: Mapping[str, Any] | None = None,
