@@ -161,6 +161,22 @@ def test_the_server_is_recognised_and_its_template_read(real_server: Server):
     assert profiles.read_cached(real_server.base_url).kind == "llama-cpp-python"
 
 
+def test_the_continuation_prompt_is_exactly_what_the_server_renders(real_server: Server,
+                                                                    client: str):
+    # the raw completion of the template rendered here evaluates as many tokens as the
+    # server's own chat rendering of the same messages: the same prompt, special tokens
+    # and all, so a continuation sees what the first generation saw
+    b = backend(client, real_server.base_url)
+    messages = [Message("system", "Be brief."), Message("user", "Solve: 7 boxes of 12 eggs")]
+    found = b.chat_transcript(messages)
+    assert found is not None
+    prefix, stops = found
+    assert stops == ("<|im_end|>",) and prefix.endswith("<|im_start|>assistant\n")
+    chat = asyncio.run(b.chat(messages, GenParams(max_tokens=1, temperature=0.0)))
+    raw = asyncio.run(b.complete(prefix, GenParams(max_tokens=1, temperature=0.0)))
+    assert chat.usage.prompt_tokens == raw.usage.prompt_tokens > 10
+
+
 # ---------------------------------------------------------------- chat, structured output
 
 
