@@ -289,10 +289,14 @@ def test_a_route_by_embedding(real_server: Server, embedding_server: Server, pro
     # answers one vector per token, which pflow refuses with a clear error
     program = load(project, client, real_server.base_url, emb_base=embedding_server.base_url)
     b = backend(client, embedding_server.base_url, embeddings=True)
+    mark = embedding_server.mark()
     with pytest.raises(ModelError, match="one vector per token"):
         asyncio.run(b.embed(["What is 3 plus 4?"]))
     with pytest.raises(RunFailed, match="one vector per token.*pooling"):
         run(program, "pick", tmp_path, question="What is 3 plus 4?")
+    posts = [q for q in embedding_server.requests_since(mark) if q[0] == "POST"]
+    assert posts and set(posts) == {("POST", "/v1/embeddings", 200)}  # answered, not retried
+    assert len(posts) == 2
 
 
 def test_a_decomposer_on_v1_completions(real_server: Server, project: Path, client: str,
