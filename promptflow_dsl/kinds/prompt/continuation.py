@@ -126,8 +126,11 @@ def continue_request(strategy: str, messages: list[Message], text: str, params: 
             return backend.stream(msgs, None, merged)
 
         return Request(open_prefill, params, cont.feed, cont.flush, "prefill")
-    found = transcript(backend, messages) if backend is not None else (chatml(messages), (CHATML_END,))
-    if strategy == "completion" and found is not None:
+    found = None
+    if strategy == "completion":
+        found = (transcript(backend, messages) if backend is not None
+                 else (chatml(messages), (CHATML_END,)))
+    if found is not None:
         head, ends = found
         prefix = head + text
         p = replace(params, stop=tuple(dict.fromkeys([*stop, *ends])))
