@@ -36,6 +36,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
+# the loopback fake server is no server kind: no profile probe (its GETs would be counted)
+os.environ.setdefault("PFLOW_SERVER_PROBE", "0")
 
 from fakeserver import FakeOpenAI, _Fault  # noqa: E402
 

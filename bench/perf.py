@@ -35,6 +35,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO / "tests"))
+# the loopback fake server is no server kind: no profile probe (its GETs would be counted)
+os.environ.setdefault("PFLOW_SERVER_PROBE", "0")
 
 FAN, CHAIN, BATCH, BATCH_STEPS, BATCH_FLIGHT = 32, 5, 200, 3, 16
 

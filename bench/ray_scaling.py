@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -30,6 +31,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
+# the loopback fake server is no server kind: no profile probe (its GETs would be counted)
+os.environ.setdefault("PFLOW_SERVER_PROBE", "0")
 
 PROGRAM = '''
 model default = "openai/fake" {{ api_base: "{base}", api_key: "sk-bench-0000000000" }}
