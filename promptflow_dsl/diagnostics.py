@@ -125,15 +125,40 @@ _COLORS = {"error": "\x1b[1;31m", "warning": "\x1b[1;33m", "note": "\x1b[1;36m"}
 _RESET = "\x1b[0m"
 
 
-def _caret_block(span: Span, sources: Mapping[str, str]) -> list[str]:
-    text = sources.get(span.file)
-    if text is None:
+class _ShownLines:
+    """The source lines diagnostics show, split and masked once per file and line (so
+    that many diagnostics on one long line cost one pass over it, not one each)."""
+
+    def __init__(self, sources: Mapping[str, str]) -> None:
+        self.sources = sources
+        self.split: dict[str, list[str]] = {}
+        self.shown: dict[tuple[str, int], str] = {}
+
+    def line(self, file: str, number: int) -> str | None:
+        """Line ``number`` (1-based) of ``file``, secrets masked and unprintable
+        characters as ``?``; ``None`` when there is no such line."""
+        key = (file, number)
+        if key in self.shown:
+            return self.shown[key]
+        if file not in self.split:
+            text = self.sources.get(file)
+            if text is None:
+                return None
+            self.split[file] = text.split("\n")
+        lines = self.split[file]
+        if not 1 <= number <= len(lines):
+            return None
+        shown = "".join(ch if ch == "\t" or ch.isprintable() else "?"
+                        for ch in mask_secrets(lines[number - 1]))
+        self.shown[key] = shown
+        return shown
+
+
+def _caret_block(span: Span, sources: Mapping[str, str] | _ShownLines) -> list[str]:
+    lines = sources if isinstance(sources, _ShownLines) else _ShownLines(sources)
+    src = lines.line(span.file, span.line)
+    if src is None:
         return []
-    lines = text.split("\n")
-    if not 1 <= span.line <= len(lines):
-        return []
-    src = "".join(ch if ch == "\t" or ch.isprintable() else "?"
-                  for ch in mask_secrets(lines[span.line - 1]))
     start = max(span.col - 1, 0)
     if span.end_line == span.line:
         end = max(span.end_col - 1, start + 1)
@@ -158,15 +183,16 @@ def render(diagnostics: Iterable[Diagnostic], sources: Mapping[str, str],
            color: bool = False) -> str:
     """Render diagnostics as ``file:line:col: severity: message`` plus source line and caret."""
     out: list[str] = []
+    shown = _ShownLines(sources)
     for d in sorted(diagnostics, key=Diagnostic.sort_key):
         sev = d.severity.value
         label = f"{_COLORS[sev]}{sev}{_RESET}" if color else sev
         out.append(f"{d.span}: {label}: {mask_secrets(d.message)}")
-        out.extend(_caret_block(d.span, sources))
+        out.extend(_caret_block(d.span, shown))
         for span, msg in d.notes:
             note = f"{_COLORS['note']}note{_RESET}" if color else "note"
             out.append(f"{span}: {note}: {mask_secrets(msg)}")
-            out.extend(_caret_block(span, sources))
+            out.extend(_caret_block(span, shown))
     return "\n".join(out)
 
 

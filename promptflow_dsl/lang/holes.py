@@ -29,7 +29,8 @@ of the text):
 
 :func:`parse_template` never raises: problems become :class:`HoleError` values.
 After an error the rest of that hole is skipped up to its ``]`` and parsing
-goes on, so one call reports every problem it can.  A hole with errors is
+goes on, so one call reports every problem it can, up to :data:`MAX_ERRORS`: the rest
+are counted in one last error at the first of them.  A hole with errors is
 still returned (with the options that parsed), so the segments always cover
 the whole template.  ``{% raw %}`` blocks get no special treatment.
 """
@@ -37,15 +38,18 @@ the whole template.  ``{% raw %}`` blocks get no special treatment.
 from __future__ import annotations
 
 import re
+import threading
 from bisect import bisect_right
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 __all__ = ["TYPES", "Hole", "HoleError", "Literal", "SketchTemplate",
            "hole_kind", "offset_to_line_col", "parse_template"]
 
 TYPES = ("str", "int", "float", "bool")
+
+#: the most problems one template reports one by one
+MAX_ERRORS = 100
 
 _WS = " \t\r\n"
 _JINJA = {"{{": "}}", "{%": "%}", "{#": "#}"}
@@ -124,10 +128,26 @@ def offset_to_line_col(text: str, offset: int) -> tuple[int, int]:
     return line, offset - starts[line]
 
 
-@lru_cache(maxsize=16)
+_LINE_STARTS: dict[int, tuple[str, tuple[int, ...]]] = {}
+_LINE_STARTS_KEPT = 16
+_LINE_STARTS_LOCK = threading.Lock()
+
+
 def line_starts(text: str) -> tuple[int, ...]:
-    """The offset of the first character of each line of ``text`` (the first is 0)."""
-    return (0, *(m.end() for m in _NEWLINE.finditer(text)))
+    """The offset of the first character of each line of ``text`` (the first is 0).
+
+    Kept for the last few text objects, found by identity: an equal text in another
+    object is indexed again rather than compared character by character.
+    """
+    kept = _LINE_STARTS.get(id(text))
+    if kept is not None and kept[0] is text:
+        return kept[1]
+    starts = (0, *(m.end() for m in _NEWLINE.finditer(text)))
+    with _LINE_STARTS_LOCK:
+        while len(_LINE_STARTS) >= _LINE_STARTS_KEPT:
+            del _LINE_STARTS[next(iter(_LINE_STARTS))]
+        _LINE_STARTS[id(text)] = (text, starts)
+    return starts
 
 
 class _Fail(Exception):
@@ -188,6 +208,11 @@ class _Parser:
             i = end
         self.flush()
         self.errors.sort(key=lambda e: (e.start, e.end))
+        if len(self.errors) > MAX_ERRORS:
+            rest = self.errors[MAX_ERRORS:]
+            self.errors[MAX_ERRORS:] = [HoleError(
+                f"{len(rest)} more problems in this template (only the first {MAX_ERRORS} "
+                f"are reported)", rest[0].start, rest[0].end)]
         return SketchTemplate(tuple(self.segments), tuple(self.errors))
 
     def jinja_end(self, i: int, closer: str, strings: bool) -> int:

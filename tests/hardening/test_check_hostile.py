@@ -328,20 +328,37 @@ def _sketch(template: str) -> str:
     return M + f'sketch s(t: str) -> {{a: str}} {{\n template """{template}"""\n}}\n'
 
 
-@pytest.mark.parametrize("template", [
-    "[a b] " * 170_000,  # 1 MB: every hole an error (unknown option, duplicate name)
-    "".join(f"line\n[h{i}]\n" for i in range(80_000)),  # 1 MB: holes on many lines
-], ids=["bad holes", "many lines"])
-def test_a_one_megabyte_sketch_template_is_checked_in_one_pass(template):
-    assert len(template) >= 1_000_000
+BAD_HOLES = "[a b] " * 170_000  # 1 MB: every hole an error (unknown option, duplicate name)
+MANY_LINES = "".join(f"line\n[h{i}]\n" for i in range(80_000))  # 1 MB: a hole every line
+
+
+def test_a_one_megabyte_template_of_bad_holes_reports_100_and_counts_the_rest():
+    assert len(BAD_HOLES) >= 1_000_000
     with pytest.raises(CompileError) as caught:
-        loads(_sketch(template))
-    # hole errors (bad options, duplicate names, holes that are no field) in the template,
-    # which starts on line 3, each at its own line
+        loads(_sketch(BAD_HOLES))
+    errors = [d for d in caught.value.diagnostics if d.is_error and d.span.line == 3]
+    assert len(errors) == 101
+    assert errors[-1].message == ("339899 more problems in this template (only the first 100 "
+                                  "are reported)")
+
+
+def test_a_one_megabyte_template_of_many_lines_is_located_line_by_line():
+    assert len(MANY_LINES) >= 1_000_000
+    with pytest.raises(CompileError) as caught:
+        loads(_sketch(MANY_LINES))
+    # each hole is no field of the return type: an error at its own line (the template
+    # starts on line 3)
     errors = [d for d in caught.value.diagnostics if d.is_error and d.span.line >= 3]
-    assert len(errors) >= 80_000
+    assert len(errors) == 80_000
     last = max(errors, key=lambda d: (d.span.line, d.span.col))
-    assert last.span.line == 3 + template.count("\n", 0, len(template.rstrip()))
+    assert (last.span.line, last.span.col) == (3 + 2 * 80_000 - 1, 2)
+
+
+@pytest.mark.parametrize("template", [BAD_HOLES, MANY_LINES], ids=["bad holes", "many lines"])
+def test_pflow_check_renders_a_one_megabyte_template_s_errors(tmp_path, template):
+    code, out = check_child(tmp_path, _sketch(template))
+    assert_clean(code, out)
+    assert code == 2 and re.search(r"main\.pflow:\d+:\d+: error: ", out), out[-2000:]
 
 
 def test_hole_locations_are_exact():
