@@ -14,6 +14,7 @@ line).  No input ever produces a Python traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from collections.abc import Sequence
@@ -54,12 +55,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except OSError as exc:
+        if exc.errno not in _PATH_ERRNOS:
+            return _internal(exc)
+        name = exc.filename if isinstance(exc.filename, str) else ""
+        shown = name if len(name) <= 120 else name[:60] + "…" + name[-20:]
+        print(f"pflow: {shown + ': ' if shown else ''}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
     except Exception as exc:  # noqa: BLE001 - the one place internal errors are reported
-        if os.environ.get("PFLOW_DEBUG"):
-            raise
-        print(f"pflow: internal error: {type(exc).__name__}: {exc} -- this is a bug in pflow; "
-              f"set PFLOW_DEBUG=1 for the traceback", file=sys.stderr)
-        return EXIT_INTERNAL
+        return _internal(exc)
+
+
+# a path given on the command line that the system refuses: the user's error (exit 2)
+_PATH_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.ENOENT, errno.ENOTDIR, errno.EISDIR,
+                          errno.EACCES, errno.ELOOP, errno.EPERM})
+
+
+def _internal(exc: BaseException) -> int:
+    if os.environ.get("PFLOW_DEBUG"):
+        raise exc
+    print(f"pflow: internal error: {type(exc).__name__}: {exc} -- this is a bug in pflow; "
+          f"set PFLOW_DEBUG=1 for the traceback", file=sys.stderr)
+    return EXIT_INTERNAL
 
 
 def entry() -> None:

@@ -27,6 +27,8 @@ import re
 from dataclasses import dataclass, fields
 from typing import Any
 
+import regex
+
 __all__ = ["Constraints", "NAMES", "disjoint", "schema_pattern"]
 
 # constraint names each base type takes, in the order they are shown
@@ -85,9 +87,14 @@ class Constraints:
                 return f"at most {_count(self.max_length, 'character')}, got {n}"
             if self.pattern is not None:
                 try:
-                    ok = _compiled(self.pattern).fullmatch(value) is not None
-                except re.error as exc:
+                    ok = _compiled(self.pattern).fullmatch(
+                        value, timeout=PATTERN_TIMEOUT) is not None
+                except (re.error, regex.error) as exc:
                     return f"the pattern {_show(self.pattern)} is not a valid regular expression ({exc})"
+                except TimeoutError:
+                    return (f"the pattern {_show(self.pattern)} took more than "
+                            f"{PATTERN_TIMEOUT:g} s on {_short(value)} (it backtracks too much: "
+                            "simplify it)")
                 if not ok:
                     return f"{_short(value)} does not match the pattern {_show(self.pattern)}"
             return None
@@ -157,9 +164,16 @@ def schema_pattern(pattern: str) -> str:
 _SHORTHAND = {"d": "0-9", "w": "A-Za-z0-9_", "s": " \\t\\n\\r\\f\\v"}
 
 
+PATTERN_TIMEOUT = 1.0
+"""Seconds a ``pattern`` may take on one value (a pattern that backtracks without bound,
+such as ``(a+)+$``, fails the value instead of stalling the check or the run)."""
+
+
 @functools.lru_cache(maxsize=256)
-def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+def _compiled(pattern: str) -> Any:
+    """The pattern compiled by the ``regex`` module, which can bound a match in time.
+    Raises ``regex.error``."""
+    return regex.compile(pattern)
 
 
 def _count(n: int, word: str) -> str:

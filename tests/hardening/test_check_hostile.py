@@ -493,3 +493,20 @@ def test_flowmain_is_not_a_flow_named_main(tmp_path, capsys):
     code, out = check(tmp_path, M + "flowmain(x: str) -> str { return x }\n", capsys=capsys)
     assert code == 2
     assert re.search(r"main\.pflow:2:1: error: expected a declaration .* found 'flowmain'", out), out
+
+
+def test_a_backtracking_pattern_never_stalls_a_value_check():
+    from promptflow_dsl.lang.constraints import Constraints
+
+    c = Constraints(pattern=r"(a+)+$")
+    problem = c.violation("a" * 40 + "!")  # catastrophic for a backtracking engine
+    assert problem is not None and "pattern" in problem
+
+
+@pytest.mark.parametrize("command", ["check", "run", "eval", "graph", "test"])
+def test_a_path_too_long_on_the_command_line_is_exit_2(command, capsys):
+    from promptflow_dsl import cli
+
+    assert cli.main([command, "a" * 5000]) == 2
+    err = capsys.readouterr().err
+    assert "internal error" not in err
