@@ -58,7 +58,6 @@ LARGE_REPLY = 256 * 1024
 so that parsing a large reply never holds up the other calls of the run."""
 
 _START = re.compile(r"[{\[]")
-_FENCE = re.compile(r"^```[a-zA-Z]*\s*\n?(.*?)\n?```\s*$", re.S)
 
 
 def reask(error: str) -> str:
@@ -112,6 +111,18 @@ def parse_reply(text: str, t: Type) -> Any:
     return conform(value, t)
 
 
+def unfence(s: str) -> str:
+    """The body of a reply fenced in ``` (with an optional language tag), else ``s``.
+    Linear in the length of ``s`` (no backtracking pattern). Never raises."""
+    if len(s) < 6 or not s.startswith("```") or not s.endswith("```"):
+        return s
+    i = 3
+    while i < len(s) and s[i].isascii() and s[i].isalpha():
+        i += 1
+    body = s[i:-3]
+    return body.strip()
+
+
 def extract_json(text: str) -> Any:
     """Parse the JSON value in a model reply (bare, fenced in ``` or inside prose): the
     whole text, else the first value that starts at a ``{`` or ``[`` and parses.
@@ -123,10 +134,7 @@ def extract_json(text: str) -> Any:
 
     Raises ``ValueError`` when there is none, or when the JSON is past those bounds.
     """
-    s = text.strip()
-    m = _FENCE.match(s)
-    if m:
-        s = m.group(1).strip()
+    s = unfence(text.strip())
     try:
         return jsondata.loads(s)
     except jsondata.NotJSONData:

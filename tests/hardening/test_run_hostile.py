@@ -538,3 +538,12 @@ def test_a_holder_that_never_finishes_is_waited_for_a_bounded_time(tmp_path):
         assert asyncio.run(main()) == (({"text": "computed anyway"}, False), 1)
     finally:
         cachelock.unlock(tmp_path, key, fd)
+
+
+def test_an_unclosed_fence_of_300k_characters_is_parsed_in_linear_time():
+    from promptflow_dsl.runtime.asking import extract_json, unfence
+
+    assert unfence("```json\n[1, 2]\n```") == "[1, 2]"
+    assert extract_json("```json\n{\"a\": 1}\n```") == {"a": 1}
+    with pytest.raises(ValueError, match="not JSON"):
+        extract_json("```" + "x" * 300_000)  # a backtracking fence pattern took minutes
