@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import os
+import signal as _signal
 from pathlib import Path
 
 import pytest
 from corpus_paths import REPO
+
+# A shell that starts the suite as a background job ignores SIGINT in it, and an ignored
+# signal stays ignored in every process it starts: the Ctrl-C tests need Python's own
+# handler (a KeyboardInterrupt), as in a terminal.
+if _signal.getsignal(_signal.SIGINT) == _signal.SIG_IGN:
+    _signal.signal(_signal.SIGINT, _signal.default_int_handler)
 
 os.environ.setdefault("NO_COLOR", "1")
 # tests talk to the loopback fake server, which is no server kind: no profile probing
