@@ -347,7 +347,15 @@ class ResponseCache:
             stored = self._get_blocking(key)
             if stored is not None:
                 return stored, None
-            return None, cachelock.try_lock(self.directory, key)
+            lock = cachelock.try_lock(self.directory, key)
+            if lock is not None and lock >= 0:
+                # The holder stores its reply before it releases the lock: one that
+                # finished between the read above and the lock is found now.
+                stored = self._get_blocking(key)
+                if stored is not None:
+                    cachelock.unlock(self.directory, key, lock)
+                    return stored, None
+            return None, lock
 
         try:
             return await self._io(work)

@@ -480,6 +480,43 @@ def test_a_miss_waits_for_another_process_computing_the_same_entry(tmp_path):
     assert not cachelock.lock_path(tmp_path, key).exists()
 
 
+def test_a_holder_finishing_between_the_read_and_the_lock_is_still_a_hit(tmp_path, monkeypatch):
+    """The other process stores its reply and releases the lock just after this one
+    read the cache and just before it takes the lock: the reply is found, not recomputed."""
+    from promptflow_dsl.runtime import cachelock
+    from promptflow_dsl.runtime.cache import ResponseCache
+
+    key = "ef" * 32
+    computed = []
+    real_try_lock = cachelock.try_lock
+    other = ResponseCache(tmp_path)
+
+    def try_lock_after_the_other_finished(directory, k):
+        if not other_done:
+            other_done.append(1)
+            asyncio.run(other.set(key, {"text": "theirs"}))
+        return real_try_lock(directory, k)
+
+    other_done: list[int] = []
+    monkeypatch.setattr(cachelock, "try_lock", try_lock_after_the_other_finished)
+
+    async def compute():
+        computed.append(1)
+        return {"text": "mine"}
+
+    async def main():
+        mine = ResponseCache(tmp_path)
+        try:
+            return await mine.get_or_compute(key, compute)
+        finally:
+            mine.close()
+
+    value, hit = asyncio.run(main())
+    other.close()
+    assert (value, hit, computed) == ({"text": "theirs"}, True, [])
+    assert not cachelock.lock_path(tmp_path, key).exists()
+
+
 def test_a_dead_holder_never_blocks(tmp_path):
     import signal
     import subprocess
