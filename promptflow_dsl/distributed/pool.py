@@ -129,14 +129,28 @@ def _lost_errors(ray: Any) -> tuple[type[BaseException], ...]:
     return tuple(getattr(ray.exceptions, n) for n in names if hasattr(ray.exceptions, n))
 
 
-def _setup_message(exc: BaseException) -> str:
-    """The reason a worker could not start, without Ray's traceback."""
+def _ray_error_reason(exc: BaseException) -> str:
+    """What went wrong on a worker, without Ray's traceback: the message of a
+    ``WorkerSetupError`` (a worker that could not load the program) or the last
+    non-empty line of the error (a worker that was lost or failed)."""
     text = str(exc)
     for line in reversed(text.splitlines()):
         if "WorkerSetupError:" in line:
             return line.split("WorkerSetupError:", 1)[1].strip()
     lines = [x for x in text.splitlines() if x.strip()]
     return lines[-1].strip() if lines else type(exc).__name__
+
+
+def _run_settings(config: RunConfig | None) -> dict[str, Any]:
+    """The run settings a worker needs, as the fields of :class:`WorkerSpec`
+    (the defaults of a run without a configuration when ``config`` is ``None``)."""
+    if config is None:
+        return {"models": {}, "cache": "default", "cache_dir": None, "trace_dir": None,
+                "write_trace": True, "timeout": 120.0}
+    return {"models": dict(config.models), "cache": str(config.cache),
+            "cache_dir": str(config.cache_dir) if config.cache_dir else None,
+            "trace_dir": str(Path(config.trace_dir).resolve()) if config.trace_dir else None,
+            "write_trace": config.write_trace, "timeout": config.timeout}
 
 
 class RayExecutor:
@@ -180,7 +194,7 @@ class RayExecutor:
             ray.init(**kwargs)
         except Exception as exc:  # noqa: BLE001 - Ray raises many kinds; all mean "cannot"
             where = self.options.address or "a local instance"
-            raise ClusterError(f"cannot start Ray ({where}): {_setup_message(exc)}") from None
+            raise ClusterError(f"cannot start Ray ({where}): {_ray_error_reason(exc)}") from None
         return True
 
     def _workers(self, ray: Any) -> int:
@@ -228,18 +242,10 @@ class RayExecutor:
         try:
             n = self._workers(ray)
             per = max(1, math.ceil(concurrency / n))
-            cfg = config
             spec = WorkerSpec(
                 root=str(root), program=rel, kind=kind, name=name,
                 dataset=os.fspath(dataset), digest=program_digest(program),
-                concurrency=per,
-                models=dict(cfg.models) if cfg is not None else {},
-                cache=str(cfg.cache) if cfg is not None else "default",
-                cache_dir=str(cfg.cache_dir) if cfg is not None and cfg.cache_dir else None,
-                trace_dir=str(Path(cfg.trace_dir).resolve())
-                if cfg is not None and cfg.trace_dir else None,
-                write_trace=cfg.write_trace if cfg is not None else True,
-                timeout=cfg.timeout if cfg is not None else 120.0)
+                concurrency=per, **_run_settings(config))
             remote = ray.remote(RowWorker).options(
                 num_cpus=self.options.cpus_per_worker, max_concurrency=per,
                 max_restarts=self.options.max_restarts, max_task_retries=0,
@@ -260,7 +266,7 @@ class RayExecutor:
             raise ClusterError(f"the {len(actors)} workers were not ready after "
                                f"{self.options.start_timeout:g} s") from None
         except Exception as exc:  # noqa: BLE001 - a worker's setup error comes back wrapped
-            raise ClusterError(f"a worker cannot run the program: {_setup_message(exc)}"
+            raise ClusterError(f"a worker cannot run the program: {_ray_error_reason(exc)}"
                                ) from None
         self.stats.hosts = [str(info.get("host")) for info in infos]
 
@@ -297,7 +303,7 @@ class RayExecutor:
                     if reruns > max_reruns:
                         return RowOutcome.failure(
                             f"the worker running the row was lost {reruns} times "
-                            f"({_setup_message(exc)})", error_type="WorkerLost",
+                            f"({_ray_error_reason(exc)})", error_type="WorkerLost",
                             fields={"reruns": reruns})
                     avoid.add(worker.index)
                     if len(avoid) >= len(workers):
@@ -308,7 +314,7 @@ class RayExecutor:
                     cause = getattr(exc, "cause", None)
                     if isinstance(cause, BaseException):
                         raise cause from None
-                    raise RuntimeError(_setup_message(exc)) from None
+                    raise RuntimeError(_ray_error_reason(exc)) from None
                 finally:
                     worker.in_flight -= 1
                 if reruns:
