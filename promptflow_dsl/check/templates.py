@@ -77,14 +77,17 @@ def check_template(node: ast.Str, allowed: set[str], where: str,
     text = full if piece is None else piece
     try:
         tree = env.parse(text)
-        env.compile(tree)  # catches unknown filters and tests
+        # one code-generation pass finds the names the template reads and fails on
+        # unknown filters and tests (what ``env.compile`` would report), so the
+        # template is not compiled a second time here
+        undeclared = meta.find_undeclared_variables(tree)
     except TemplateSyntaxError as exc:
         off, length, msg = _explain_syntax_error(exc, text)
         return frozenset(), [error(_span_at(node, full, piece_offset + off, length),
                                    f"template error in {where}: {msg}")]
     except Exception as exc:  # Jinja's compiler may raise other errors for odd input
         return frozenset(), [error(node.span, f"template error in {where}: {exc}")]
-    names = meta.find_undeclared_variables(tree) - set(env.globals)
+    names = undeclared - set(env.globals)
     diags: list[Diagnostic] = []
     unknown = sorted(names - allowed)
     if unknown:
