@@ -48,7 +48,7 @@ from ..lang.holes import hole_kind
 
 __all__ = ["ModelCaps", "static_capabilities", "cached_server_capabilities", "reask_phrase",
            "sketch_warnings",
-           "check_sketch_capabilities"]
+           "check_sketch_capabilities", "check_completion_model"]
 
 
 @dataclass(frozen=True)
@@ -184,20 +184,45 @@ def check_sketch_capabilities(env: Any, d: Any, holes: Any, decoder: str, beam: 
     ``env`` is the module's ``ModuleEnv``, ``d`` the ``SketchDecl``; the model is the
     sketch's ``model`` clause or ``default`` (an unknown model was reported already: no
     warning)."""
-    ref = d.model
-    if ref is None:
-        info = env.cm.models.get("default")
-    elif len(ref.parts) == 1:
-        info = env.cm.models.get(ref.parts[0])
-    else:
-        mod = env.checked.get(env.lm.imports.get(ref.parts[0]))
-        info = mod.models.get(ref.parts[1]) if mod is not None else None
+    info = _model_info(env, d.model)
     if info is None or info.embed:
         return
-    caps = static_capabilities(info.model_id, info.params,
-                               cached_server_capabilities(env.project.root, info.params.get("api_base")))
+    caps = _caps_of(env, info)
     on_decoder, on_holes = sketch_warnings(caps, info.model_id, decoder, beam or 1, holes, retries)
     if on_decoder is not None and d.decoder is not None:
         env.warn(d.decoder.span, on_decoder)
     for hole, message in on_holes:
         env.warn(hole_span(hole), message)
+
+
+def _model_info(env: Any, ref: Any) -> Any:
+    """The ``ModelInfo`` a handler's ``model`` clause (``ref``, None: ``default``) names,
+    or None when it is not declared (an unknown name was reported already; an undeclared
+    ``default`` is ``local/smollm2``)."""
+    if ref is None:
+        return env.cm.models.get("default")
+    if len(ref.parts) == 1:
+        return env.cm.models.get(ref.parts[0])
+    mod = env.checked.get(env.lm.imports.get(ref.parts[0]))
+    return mod.models.get(ref.parts[1]) if mod is not None else None
+
+
+def _caps_of(env: Any, info: Any) -> ModelCaps:
+    return static_capabilities(info.model_id, info.params,
+                               cached_server_capabilities(env.project.root,
+                                                          info.params.get("api_base")))
+
+
+def check_completion_model(env: Any, ref: Any, span: Any, owner: str) -> None:
+    """Report an error when the model of a completion prompt (``ref``: its ``model``
+    clause, None for ``default``) cannot complete raw text, at the ``model`` clause (or
+    at ``span``, the completion text, when the prompt uses ``default``): a chat-only
+    model would have to wrap the text in a chat, which is not what the prompt says."""
+    info = _model_info(env, ref)
+    if info is None or info.embed or _caps_of(env, info).completion:
+        return
+    name = ref.dotted if ref is not None else "default"
+    env.err(ref.span if ref is not None else span,
+            f"{owner} is a completion prompt, and model '{name}' (\"{info.model_id}\") cannot "
+            f"complete raw text: use a model with a completion endpoint (local/smollm2, "
+            f"text-completion-openai/..., or a server model declared with `completion: true`)")

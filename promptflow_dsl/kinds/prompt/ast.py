@@ -23,5 +23,8 @@ class PromptDecl(HandlerDecl):
     hooks: tuple[Ref, ...] = ()
     cache: Bool | None = None
     short: bool = False
+    completion: Str | None = None  # the `completion` clause: raw text, no chat template
+    shots: Str | None = None  # the `shots` clause: a text file (or text), as `{{ shots }}`
+    stop: tuple[Str, ...] = ()  # the `stop` clause: one string or a list
 
     kind = "prompt"

@@ -17,6 +17,9 @@ class PromptDetails(Details):
     hooks: tuple[str, ...] = ()  # hook keys, as listed
     hook_calls: tuple[str, ...] = ()  # handlers the hooks' triggers, conditions and programs call
     template_vars: tuple[frozenset[str], ...] = ()  # the variables each message reads
+    completion: bool = False  # a completion prompt: its one text is sent raw (no chat template)
+    shots: str | None = None  # the `shots` text, exactly as in its file (`{{ shots }}`)
+    stop: tuple[str, ...] = ()  # the `stop` clause's strings
 
     def edges(self) -> tuple[tuple[str, str], ...]:
         return tuple((k, "hook") for k in self.hook_calls)
