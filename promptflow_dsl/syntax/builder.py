@@ -566,8 +566,9 @@ class Builder(Transformer_NonRecursive):
                                               (bounds[t.metric, t.op].span, "first given here")))
             else:
                 bounds[t.metric, t.op] = t
+        # a duplicate is reported above and left out, so later stages see each name once
         return ast.EvalDecl(self._span(meta), name, self._ts(tok), data[0] if data else None,
-                            runs[0].value if runs else None, tuple(metrics), tuple(thresholds))
+                            runs[0].value if runs else None, tuple(seen.values()), tuple(thresholds))
 
 
 #: reserved words: these and the name of every handler kind

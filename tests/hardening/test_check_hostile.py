@@ -108,6 +108,20 @@ def test_an_integer_literal_of_4300_digits_is_fine(tmp_path, capsys):
     assert code == 0, out
 
 
+def test_a_metric_declared_twice_is_a_located_error_even_where_evaluate_reads_it(tmp_path, capsys):
+    """Found by bench/fuzz.py at 10^5 programs: the duplicate reached the record type of
+    `evaluate(e)` and ended in an internal error."""
+    text = (M + 'type Case { q: str }\nprompt answer(q: str) -> str = "{{ q }}"\n'
+            'eval quiz {\n  data "d.jsonl" as Case\n  run answer(q=row.q)\n'
+            '  metric a = out == row.q\n  metric a = out == row.q\n  metric a = true\n}\n'
+            'test "t" {\n  r = evaluate(quiz)\n  expect r.metrics.a == 1.0\n}\n')
+    code, out = check(tmp_path, text, {"d.jsonl": '{"q": "a"}\n'}, capsys)
+    assert_clean(code, out)
+    assert code == 2
+    assert located(out, "duplicate metric 'a' in eval 'quiz'"), out
+    assert out.count("duplicate metric 'a'") == 2, out
+
+
 def test_a_threshold_bound_past_the_float_range_is_a_located_error(tmp_path, capsys):
     text = (M + 'prompt p(x: str) -> str = "{{x}}"\n'
             'eval e { data "d.jsonl" as {x: str}\n run p(x=row.x)\n metric m = 1\n'
