@@ -58,6 +58,13 @@ Design
   waiting costs about 20% on an idle machine.
 * **Usage** counts come from the tokens llama.cpp evaluated and sampled (a final
   end-of-generation token is not counted, as in llama-cpp); cost is 0.0.
+* **Context window.** ``n_ctx`` (the model parameter ``n_ctx``; default 2,048 tokens)
+  sizes the model's context; :func:`shared_backend` keeps one instance per size for
+  the whole process.  A prompt that does not fit is refused before anything is
+  evaluated (:class:`~.context.ContextOverflow`, naming the prompt's tokens and the
+  window): a prompt of ``n_ctx`` tokens or more, or a prompt plus an explicit
+  ``max_tokens`` beyond ``n_ctx``; without ``max_tokens`` the reply is limited to
+  what is left of the window (at most 256 tokens).
 * **Scoring** (:meth:`LocalBackend.score`) uses a second ``Llama`` created on first
   use with ``logits_all=True`` and a small context (512 tokens, grown on demand up to
   ``n_ctx``), because ``logits_all`` keeps ``n_ctx × vocab`` floats.  See
@@ -93,6 +100,7 @@ from .base import (
     StreamEvent,
     Usage,
 )
+from .context import overflow
 
 MODEL_ID = "local/smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -147,6 +155,24 @@ def find_gguf() -> Path | None:
             if p.is_file():
                 return p
     return None
+
+
+_shared: dict[Any, LocalBackend] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_backend(n_ctx: Any = None) -> LocalBackend:
+    """The process-wide embedded model with context window ``n_ctx`` (None: the default):
+    one instance, and so one owner thread and one loaded model, per window size for the
+    whole process.  A value that is not a positive integer is refused by the instance's
+    first call (:class:`ModelError`), never here."""
+    size = DEFAULT_N_CTX if n_ctx is None else n_ctx
+    key = (type(size).__name__, size)
+    with _shared_lock:
+        backend = _shared.get(key)
+        if backend is None:
+            backend = _shared[key] = LocalBackend(n_ctx=size)
+        return backend
 
 
 # ---------------------------------------------------------------------------
@@ -228,7 +254,7 @@ class LocalBackend:
         self._model_path = Path(model_path) if model_path is not None else None
         self.n_ctx = n_ctx
         self.n_threads = n_threads or available_cores()
-        self.score_n_ctx = min(score_n_ctx, n_ctx)
+        self.score_n_ctx = min(score_n_ctx, n_ctx) if _valid_n_ctx(n_ctx) else score_n_ctx
         self._owner = _Owner(f"pflow-{model_id.replace('/', '-')}")
         # Touched only on the worker thread:
         self._llama: Any = None
@@ -279,6 +305,9 @@ class LocalBackend:
 
     def _gen_model(self) -> Any:
         if self._llama is None:
+            if not _valid_n_ctx(self.n_ctx):
+                raise self._err(f"n_ctx must be an integer from 16 to {MAX_N_CTX:,} "
+                                f"(got {self.n_ctx!r})")
             t0 = time.perf_counter()
             llama = self._new_llama(n_ctx=self.n_ctx, logits_all=False)
             self._formatter, self._chat_stop = _chat_formatter(llama)
@@ -288,7 +317,8 @@ class LocalBackend:
 
     def _score_model(self, needed: int) -> Any:
         if needed > self.n_ctx:
-            raise self._err(f"scoring needs {needed} tokens, more than the context of {self.n_ctx}")
+            raise overflow(self.model_id, needed, int(self.n_ctx), None,
+                           "scoring needs the whole text in the window: raise the model's n_ctx")
         if self._scorer is not None and self._scorer.n_ctx() < needed:
             self._scorer.close()
             self._scorer = None
@@ -338,6 +368,7 @@ class LocalBackend:
     def _completion_kwargs(self, llama_cpp: Any, params: GenParams, extra_stop: list[str]) -> dict[str, Any]:
         kw: dict[str, Any] = {
             "max_tokens": params.max_tokens if params.max_tokens is not None else DEFAULT_MAX_TOKENS,
+            "pf_explicit": params.max_tokens is not None,  # popped by _fitted
             "temperature": params.temperature if params.temperature is not None else 0.0,
             "stop": list(params.stop) + [s for s in extra_stop if s not in params.stop],
             "seed": params.seed,
@@ -353,7 +384,8 @@ class LocalBackend:
 
     def _prepare(self, messages: list[Message] | None, prefix: str | None,
                  params: GenParams) -> tuple[Any, Any, dict[str, Any]]:
-        """(llama, prompt, create_completion kwargs) for a chat or a continuation."""
+        """(llama, prompt, create_completion kwargs) for a chat or a continuation.
+        Raises :class:`ContextOverflow` when the prompt does not fit the window."""
         llama = self._gen_model()
         import llama_cpp
         if messages is not None:
@@ -361,13 +393,31 @@ class LocalBackend:
             # As create_chat_completion: the template supplies any BOS, special tokens parsed.
             prompt: Any = llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)
             stop = self._chat_stop
+            kw = self._fitted(self._completion_kwargs(llama_cpp, params, stop), len(prompt))
             if not self.reuse_kv:
                 _evaluate_messages(llama, prompt)  # see "Determinism" above
         else:
             prompt, stop = prefix or "", []
+            # counted as create_completion tokenizes it (an empty prompt is one BOS token)
+            n = len(llama.tokenize(prompt.encode("utf-8"), special=True)) if prompt else 1
+            kw = self._fitted(self._completion_kwargs(llama_cpp, params, stop), n)
             if not self.reuse_kv:
                 llama.reset()  # evaluate the whole prompt afresh: see "Determinism" above
-        return llama, prompt, self._completion_kwargs(llama_cpp, params, stop)
+        return llama, prompt, kw
+
+    def _fitted(self, kw: dict[str, Any], prompt_tokens: int) -> dict[str, Any]:
+        """``kw`` with ``max_tokens`` limited to what is left of the window when it was not
+        asked for; raises :class:`ContextOverflow` when the prompt does not fit (see
+        "Context window" above)."""
+        window = int(self.n_ctx)
+        asked = kw.pop("pf_explicit")
+        if prompt_tokens >= window or (asked and prompt_tokens + kw["max_tokens"] > window):
+            tipped = asked and prompt_tokens < window  # the prompt fits, the reply does not
+            raise overflow(self.model_id, prompt_tokens, window, kw["max_tokens"] if tipped else None,
+                           f"raise the model's n_ctx (now {window:,}), or shorten the prompt"
+                           + (" or max_tokens" if tipped else ""))
+        kw["max_tokens"] = min(kw["max_tokens"], window - prompt_tokens)
+        return kw
 
     def _usage(self, llama: Any) -> Usage:
         return Usage(prompt_tokens=llama.pf_prompt_tokens, completion_tokens=llama.pf_completion_tokens(),
@@ -379,16 +429,18 @@ class LocalBackend:
                       cancel: threading.Event) -> Reply:
         if cancel.is_set():
             raise _Cancelled()
-        llama, prompt, kw = self._prepare(messages, prefix, params)
-        llama.pf_cancel = cancel
+        llama = None
         try:
+            llama, prompt, kw = self._prepare(messages, prefix, params)
+            llama.pf_cancel = cancel
             out = llama.create_completion(prompt, stream=False, **kw)
         except ModelError:
             raise
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - e.g. llama_decode failing: never an internal error
             raise self._err(f"generation failed: {exc}") from exc
         finally:
-            llama.pf_cancel = None
+            if llama is not None:
+                llama.pf_cancel = None
         choice = out["choices"][0]
         return Reply(text=choice["text"], model=self.model_id, usage=self._usage(llama),
                      finish_reason=choice.get("finish_reason"))
@@ -400,7 +452,8 @@ class LocalBackend:
         try:
             llama, prompt, kw = self._prepare(messages, prefix, params)
         except BaseException as exc:  # noqa: BLE001
-            emit(("error", exc))
+            emit(("error", exc if isinstance(exc, ModelError)
+                  else self._err(f"generation failed: {exc}")))
             return
         llama.pf_cancel = cancel
         finish: str | None = None
@@ -592,6 +645,13 @@ class LocalBackend:
     def __repr__(self) -> str:
         state = "loaded" if self._llama is not None else "not loaded"
         return f"LocalBackend({self.model_id!r}, {state})"
+
+
+MAX_N_CTX = 1 << 20
+
+
+def _valid_n_ctx(n: Any) -> bool:
+    return isinstance(n, int) and not isinstance(n, bool) and 16 <= n <= MAX_N_CTX
 
 
 # ---------------------------------------------------------------------------

@@ -56,12 +56,17 @@ class HTTPStatusError(Exception):
 
     def __init__(self, status: int, headers: Mapping[str, str], body: str) -> None:
         detail = body.strip()
+        counts = ""
         try:
             data = json.loads(detail)
             detail = str((data.get("error") or {}).get("message") or data.get("error") or detail)
-        except (ValueError, AttributeError):
+            # llama.cpp's context-size error gives its numbers as fields, not in the message
+            counts = "".join(f" {k}={v}" for k in ("n_prompt_tokens", "n_ctx")
+                             if isinstance(v := data["error"].get(k), int))
+        except (ValueError, AttributeError, KeyError, TypeError):
             pass
-        super().__init__(detail[:300] or f"HTTP {status}")
+        super().__init__(detail[:300] + (f" ({counts.strip()})" if counts else "")
+                         or f"HTTP {status}")
         self.status_code = status
         self.headers = {str(k).lower(): v for k, v in headers.items()}
 

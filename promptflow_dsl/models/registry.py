@@ -37,17 +37,14 @@ _BACKEND_KEYS = ("api_base", "api_key_env", "completion", "concurrency", "client
                  "num_retries", "fallbacks")
 _GEN_FIELDS = ("temperature", "max_tokens", "top_p", "seed")
 
-_local: Backend | None = None
 
+def local_backend(n_ctx: Any = None) -> Backend:
+    """The process-wide embedded model with context window ``n_ctx`` (None: the default,
+    2,048 tokens): one instance, and one owner thread, per window size for the whole
+    process (``local.shared_backend``)."""
+    from .local import shared_backend
 
-def local_backend() -> Backend:
-    """The process-wide embedded model (one owner for the whole process)."""
-    global _local
-    if _local is None:
-        from .local import LocalBackend
-
-        _local = LocalBackend()
-    return _local
+    return shared_backend(n_ctx)
 
 
 class DeclaredModel(Protocol):
@@ -151,7 +148,7 @@ class ModelRegistry:
 
             return EchoBackend()
         if model_id == LOCAL_ID:
-            return local_backend()
+            return local_backend(params.get("n_ctx"))
         from .openai_http import OpenAIHTTPBackend, uses_fast_path
         from .remote import LiteLLMBackend
 

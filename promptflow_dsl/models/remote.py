@@ -68,6 +68,7 @@ from .base import (
     Usage,
     token_count,
 )
+from .context import from_server
 from .emulate import (
     ContinuationFilter,
     continuation_messages,
@@ -439,6 +440,9 @@ class LiteLLMBackend:
         except ModelError as exc:
             mask_key(exc, (kw or {}).get("api_key"))
             _drop_traceback(exc)
+            found = from_server(exc)  # "context length exceeded": the tokens and the window
+            if found is not exc:
+                raise found from None
             raise
 
     # -- the wire: overridden by the lean OpenAI-compatible client -------------------
