@@ -118,6 +118,7 @@ class ChatCall:
     extra_bound: int | None = 0  # ... at most (high end)
     reask: str = ""  # the user turn of a re-ask
     price: Price | None = None
+    raw: str | None = None  # a completion prompt's text, counted as it is (no chat template)
 
     def __post_init__(self) -> None:
         if not self.reask:
@@ -126,7 +127,8 @@ class ChatCall:
             self.reask = reask(SAMPLE_ERROR)
 
     def input(self) -> tuple[int, int | None]:
-        base = self.model.tokenizer.count_chat(self.messages)
+        base = (self.model.tokenizer.count(self.raw) if self.raw is not None
+                else self.model.tokenizer.count_chat(self.messages))
         if self.params.json_schema is not None and self.model.id != "local/smollm2":
             # a hosted API turns a response schema into prompt tokens; counted as its JSON
             base += self.model.tokenizer.count(json.dumps(self.params.json_schema))
@@ -210,13 +212,28 @@ def estimate_prompt(est: Estimator, h: HandlerInfo, args: dict[str, Value]) -> O
     name = est.name(h.key)
     model = est.models.model(h.module_key, f.model)
     usage = Usage()
+    ret = h.signature.returns
+    if decl.completion is not None:  # the raw text, counted as it is sent
+        from ..kinds.prompt.run import render_completion
+
+        try:
+            raw = render_completion(h, _known(args))
+        except RunError:
+            raw = literal_text(decl.completion.value)
+            usage.note(f"{decl.name_span}: the completion text of '{name}' cannot be rendered "
+                       f"without the run's values; its fixed text is counted")
+        call = _chat(est, h, model, [], f.params, None, _extra([decl.completion.value], args))
+        call.raw = raw
+        typical, max_tokens = _reply(est, call, ret)
+        resent = _retries(ret, f.retries) if call.params.temperature else 0  # only when sampling
+        return Outcome(usage + call.usage((name, model.id), resent, typical, max_tokens),
+                       Unknown(ret, typical, max_tokens))
     try:
         messages = render_messages(h, _known(args))
     except RunError:
         messages = [Message(m.role, literal_text(m.text.value)) for m in decl.messages]
         usage.note(f"{decl.name_span}: the messages of '{name}' cannot be rendered without "
                    f"the run's values; their fixed text is counted")
-    ret = h.signature.returns
     call = _chat(est, h, model, messages, f.params, ret,
                  _extra([m.text.value for m in decl.messages], args))
     typical, max_tokens = _reply(est, call, ret)
