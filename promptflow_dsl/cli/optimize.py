@@ -88,7 +88,15 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     from .. import load
     from ..kinds.route.emit import write_optimized
-    from ..kinds.route.optimizer import MATCHES, PROPOSE_FROM, BudgetedContext, Options, optimize
+    from ..kinds.route.optimizer import (
+        MATCHES,
+        PROPOSE_FROM,
+        BudgetedContext,
+        Options,
+        compare,
+        optimize,
+        split_holdout,
+    )
     from ..runtime.errors import RunError
     from ..runtime.session import open_context
 
@@ -99,8 +107,12 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         raise UsageError(f"{LABEL}: --candidates must be at least 0")
     if args.match not in MATCHES or args.propose_from not in PROPOSE_FROM:
         raise UsageError(f"{LABEL}: bad --match or --propose-from")
+    if not 0 <= args.holdout < 1:
+        raise UsageError(f"{LABEL}: --holdout must be at least 0 and below 1 (a fraction of "
+                         f"the evaluation rows)")
     train = read_rows(args.train, "training file")
-    evaluation = read_rows(args.eval, "evaluation file")
+    evaluation, held = split_holdout(read_rows(args.eval, "evaluation file"), args.holdout,
+                                     args.seed)
     options = Options(budget=args.budget, candidates=args.candidates, match=args.match,
                       propose_from=args.propose_from, seed=args.seed)
     out = Path(args.out) if args.out else default_out(program, h.key)
@@ -112,8 +124,13 @@ def cmd_optimize(args: argparse.Namespace) -> int:
             assert isinstance(ctx, BudgetedContext)
             if bar is not None:
                 ctx.on_call = lambda: bar.update(ctx.spent)
-            return await optimize(ctx, h, train, evaluation, options,
-                                  (lambda m: bar.update(message=m)) if bar else (lambda m: None))
+            result = await optimize(ctx, h, train, evaluation, options,
+                                    (lambda m: bar.update(message=m)) if bar else (lambda m: None))
+            if held:
+                if bar is not None:
+                    bar.update(message="comparing on the held-back rows", force=True)
+                result.heldout = await compare(ctx, result, held, args.match)
+            return result
 
     try:
         from ..runtime.sync import run_sync
@@ -127,8 +144,15 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         bar.clear()
     paths = write_optimized(program, result, out, train=len(train), evaluation=len(evaluation),
                             match=args.match)
-    print(f"route {result.spec.name}: {result.calls} model call{'s' if result.calls != 1 else ''}"
-          f" (budget {result.budget}{', ran out' if result.exhausted else ''})")
+    search_calls = result.calls - (result.heldout.calls if result.heldout else 0)
+    print(f"route {result.spec.name} (protocol {result.protocol}): {search_calls} model "
+          f"call{'s' if search_calls != 1 else ''} (budget {result.budget}"
+          f"{', ran out' if result.exhausted else ''})")
+    for line in result.spending():
+        print(f"  {line}")
+    if result.protocol == "mop" and result.preselected:
+        shown = ", ".join(repr(c if len(c) <= 40 else c[:37] + "...") for c in result.preselected)
+        print(f"  pre-selected: {shown}")
     width = max(len("expert"), *(len(r.name) for r in result.results))
     print(f"  {'expert':<{width}}  region  before  after  instruction")
     for r in result.results:
@@ -139,6 +163,15 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         after = "-" if r.score is None else f"{r.score:.2f}"
         shown = r.best if len(r.best) <= 60 else r.best[:57] + "..."
         print(f"  {r.name:<{width}}  {r.region:>6}  {before:>6}  {after:>5}  {shown!r}")
+    w = result.heldout
+    if w is None:
+        print("held-back rows: none (--holdout 0): no win rate")
+    else:
+        low, high = w.interval
+        print(f"held-back rows: {w.n} (never seen by the search), {w.calls} model calls: "
+              f"accuracy {w.before:.2f} -> {w.after:.2f}; against the un-optimized route "
+              f"{w.wins} wins, {w.losses} losses, {w.ties} ties: win rate {w.rate:.2f} "
+              f"(95% interval {low:.2f}-{high:.2f})")
     print(f"wrote {', '.join(str(p) for p in paths)}")
     try:
         load(out, allow_paths=tuple(args.allow_path))
@@ -157,7 +190,11 @@ def add_parser(sub: Any) -> None:
                                    "expert from the other experts' demos, score each only on the "
                                    "evaluation inputs routed to that expert, keep the best, and "
                                    "write the route as a reviewable .pflow file with its demos "
-                                   "beside it.")
+                                   "beside it. A route with `protocol mop` is searched as "
+                                   "Mixture-of-Prompts' code does (pooled candidates, global "
+                                   "pre-selection, padded regions). The budget is split so "
+                                   "every expert is scored; a held-back share of the evaluation "
+                                   "rows gives the win rate against the un-optimized route.")
     o.add_argument("file", metavar="FILE")
     o.add_argument("route", metavar="ROUTE")
     o.add_argument("--train", required=True, metavar="T.jsonl", help="training rows "
@@ -171,7 +208,12 @@ def add_parser(sub: Any) -> None:
                    help="a reply is right when it equals (default) or contains the output")
     o.add_argument("--propose-from", choices=("others", "own", "all"), default="others",
                    help="whose demos proposals are made from (default: the other experts')")
-    o.add_argument("--seed", type=int, default=0, help="seed for the demo samples")
+    o.add_argument("--seed", type=int, default=0, help="seed for the demo samples and the "
+                   "held-back split")
+    o.add_argument("--holdout", type=float, default=0.25, metavar="F",
+                   help="fraction of the evaluation rows held back from the search and used "
+                        "to compare the optimized route with the un-optimized one (default "
+                        "0.25; 0: no comparison)")
     o.add_argument("--out", metavar="PATH", help="where to write (default: FILE's stem + "
                                                  ".optimized.pflow, beside it)")
     o.add_argument("-m", "--model", action="append", metavar="ID|NAME=ID")

@@ -33,5 +33,6 @@ class RouteDecl(HandlerDecl):
     model: Ref | None = None
     embed: Ref | None = None
     settings: RecordExpr | None = None
+    protocol: Name | None = None  # `protocol mop`: the reference mode (None: pflow's)
 
     kind = "route"

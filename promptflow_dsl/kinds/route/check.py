@@ -21,6 +21,7 @@ from .ast import RouteDecl
 from .details import AutoDetails, ExpertDetails, RouteDetails
 
 ROUTERS = ("embedding", "llm", "rule")
+PROTOCOLS = ("pflow", "mop")
 
 
 def check(env: ModuleEnv, d: RouteDecl, sig: Signature, ec: ExprChecker) -> RouteDetails:
@@ -33,6 +34,16 @@ def check(env: ModuleEnv, d: RouteDecl, sig: Signature, ec: ExprChecker) -> Rout
         env.err(d.name_span, f"route '{d.name}' needs a router: `by embedding`, `by llm` or `by rule`")
     elif by not in ROUTERS:
         env.err(d.by.span, f"unknown router '{by}' (expected embedding, llm or rule)")
+    protocol = "pflow"
+    if d.protocol is not None:
+        if d.protocol.name not in PROTOCOLS:
+            env.err(d.protocol.span, f"unknown protocol '{d.protocol.name}' (expected "
+                                     f"{' or '.join(PROTOCOLS)})")
+        elif d.protocol.name == "mop" and by in ROUTERS and by != "embedding":
+            env.err(d.protocol.span, "`protocol mop` needs `by embedding` (Mixture-of-Prompts "
+                                     "routes by the nearest k-means centre)")
+        else:
+            protocol = d.protocol.name
     # `retries` (re-asks of the llm router and of an expert's reply): the route's own clause
     # once the syntax has one, else the default.
     retries = getattr(d, "retries", None)
@@ -94,4 +105,4 @@ def check(env: ModuleEnv, d: RouteDecl, sig: Signature, ec: ExprChecker) -> Rout
                                        f"has only {len(rows)} rows")
     return RouteDetails(model=model, params=params, by=by,
                         retries=retries.value if retries is not None else DEFAULT_RETRIES,
-                        embed=embed, experts=experts, auto=auto)
+                        embed=embed, experts=experts, auto=auto, protocol=protocol)

@@ -16,7 +16,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ...syntax.builder import Builder
 
 CLAUSES: dict[str, ClauseSpec] = {
-    "route": {**COMMON, "by": ("by", as_name), "embed": ("embed", as_ref)},
+    "route": {**COMMON, "by": ("by", as_name), "embed": ("embed", as_ref),
+              "protocol": ("protocol", as_name)},
     "expert": {"instruction": ("instruction", as_str), "demos": ("demos", as_str),
                "model": ("model", as_ref), "when": ("when", as_expr)},
 }

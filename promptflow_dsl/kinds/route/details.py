@@ -35,6 +35,7 @@ class RouteDetails(Details):
     embed: str | None = None  # the `embed` model
     experts: dict[str, ExpertDetails] = field(default_factory=dict)  # in the order written
     auto: AutoDetails | None = None
+    protocol: str = "pflow"  # pflow | mop (Mixture-of-Prompts' reference behaviour)
 
     def edges(self) -> tuple[tuple[str, str], ...]:
         return tuple((e.delegate, "may_call") for e in self.experts.values()

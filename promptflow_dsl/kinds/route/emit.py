@@ -57,6 +57,8 @@ def route_text(source: str, decl: RouteDecl, experts: list[Expert],
     lines = [header + " {"]
     if decl.by is not None:
         lines.append(f"  by {decl.by.name}")
+    if decl.protocol is not None:
+        lines.append(f"  protocol {decl.protocol.name}")
     if decl.model is not None:
         lines.append(f"  model {decl.model.dotted}")
     if decl.embed is not None:
@@ -91,6 +93,12 @@ def score_comment(result: Result, train: int, evaluation: int, match: str) -> st
     lines = [f"# Optimized by `pflow optimize` on {when}: {train} training rows, {evaluation} "
              f"evaluation rows, {match} match, {result.calls} model calls"
              + (" (the budget ran out)" if result.exhausted else "") + "."]
+    w = result.heldout
+    if w is not None:
+        low, high = w.interval
+        lines.append(f"# Held-back rows: {w.n}, accuracy {w.before:.2f} -> {w.after:.2f}, win rate "
+                     f"{w.rate:.2f} (95% interval {low:.2f}-{high:.2f}) against the route "
+                     f"before optimizing.")
     for r in result.results:
         if r.skipped:
             lines.append(f"#   {r.name}: kept ({r.skipped})")

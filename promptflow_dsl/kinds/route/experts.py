@@ -61,6 +61,7 @@ class RouteSpec:
     auto_rows: list[dict[str, Any]] | None = None
     auto_max_k: int = 0
     auto_path: str | None = None
+    protocol: str = "pflow"  # pflow | mop
 
     def expert(self, name: str) -> Expert:
         return next(e for e in self.experts if e.name == name)
@@ -91,7 +92,7 @@ def route_spec(h: HandlerInfo, name: str | None = None) -> RouteSpec:
         experts=experts, model=d.model, embed=d.embed, retries=d.retries, params=dict(d.params),
         auto_rows=list(auto.demos) if auto is not None and auto.demos is not None else None,
         auto_max_k=auto.max_k if auto is not None else 0,
-        auto_path=auto.path if auto is not None else None)
+        auto_path=auto.path if auto is not None else None, protocol=d.protocol)
 
 
 def by_embedding(h: HandlerInfo) -> bool:

@@ -147,3 +147,109 @@ def assign(vectors: np.ndarray, max_k: int, *, penalty: float = PENALTY,
     out.labels = _renumber(best_labels)
     out.k = len(set(out.labels))
     return out
+
+
+# --- Mixture-of-Prompts' reference clustering (`protocol mop`) --------------------------
+
+MOP_TEMPLATE = "Input: {input}\nOutput: "  # MoP's demo template with an empty output
+
+
+def n_init_auto(init: str = "k-means++") -> int:
+    """scikit-learn's ``n_init='auto'``: one run for k-means++ seeding, ten for random."""
+    return 1 if init == "k-means++" else 10
+
+
+def mop_k_range(max_k: int, n: int) -> range:
+    """The values of K MoP tries: ``range(2, max(3, min(max_k, n) + 1))``."""
+    return range(2, max(3, min(max_k, n) + 1))
+
+
+@dataclass
+class MopClusters:
+    """MoP's clustering: K, each row's k-means label (not renumbered), the centres
+    (``kmeans.cluster_centers_``, what ``kmeans.predict`` measures against) and the
+    criterion per K."""
+
+    k: int
+    labels: list[int]
+    centers: np.ndarray
+    criterion: dict[int, float] = field(default_factory=dict)
+    backend: str = "numpy"
+
+
+def _fit_mop(x: np.ndarray, k: int, seed: int, use_sklearn: bool
+             ) -> tuple[np.ndarray, float, np.ndarray]:
+    """(labels, inertia, centres) of one k-means fit with ``n_init='auto'``."""
+    if use_sklearn:
+        from sklearn.cluster import KMeans
+
+        km = KMeans(n_clusters=k, n_init=n_init_auto(), random_state=seed).fit(x)
+        return np.asarray(km.labels_), float(km.inertia_), np.asarray(km.cluster_centers_)
+    labels, inertia = _kmeans_numpy(x, k, seed, n_init=n_init_auto())
+    centers = np.stack([x[labels == j].mean(axis=0) if (labels == j).any() else x[0]
+                        for j in range(k)])
+    return labels, inertia, centers
+
+
+def assign_mop(vectors: np.ndarray, max_k: int, *, seed: int = 0, penalty: float = PENALTY,
+               use_sklearn: bool | None = None) -> MopClusters:
+    """Cluster as MoP does: the raw (not normalised) vectors, K in :func:`mop_k_range`,
+    ``inertia_K / inertia_1 + penalty * K`` (the first minimum wins), one k-means++ run
+    per K (``n_init='auto'``) with ``random_state=seed``.  Fewer than two distinct rows:
+    one cluster."""
+    x = np.asarray(vectors, dtype=np.float64)
+    n = len(x)
+    if use_sklearn is None:
+        use_sklearn = have_sklearn()
+    distinct = len(np.unique(np.round(x, 6), axis=0)) if n else 0
+    inertia_1 = float(((x - x.mean(axis=0)) ** 2).sum()) if n else 0.0
+    if distinct < 2 or inertia_1 <= 0:
+        centre = x.mean(axis=0, keepdims=True) if n else np.zeros((1, 0))
+        return MopClusters(1, [0] * n, centre, {}, "none")
+    backend = "scikit-learn" if use_sklearn else "numpy"
+    criterion: dict[int, float] = {}
+    for k in mop_k_range(max_k, n):
+        if k > distinct:
+            break
+        _, inertia, _ = _fit_mop(x, k, seed, use_sklearn)
+        criterion[k] = inertia / inertia_1 + penalty * k
+    best = min(criterion, key=lambda k: (criterion[k], k))
+    labels, _, centers = _fit_mop(x, best, seed, use_sklearn)
+    return MopClusters(best, [int(v) for v in labels], centers, criterion, backend)
+
+
+@dataclass
+class MopPartition:
+    """MoP's demo assignment: the row indices each expert shows (|D| // max_k of them,
+    sampled or tiled) and the rows left out (``trimmed``: proposal material)."""
+
+    size: int
+    indices: list[list[int]]
+    trimmed: list[int]
+
+
+def mop_partition(labels: list[int], k: int, max_k: int, seed: int = 0) -> MopPartition:
+    """|D| // max_k demos per expert, as MoP assigns them: a cluster with more rows
+    keeps ``random.sample`` of them (one seeded generator, clusters in label order; the
+    rest are *trimmed*), a smaller one is tiled (``[a, b, a, b, ...]``) up to the size."""
+    import random
+
+    rng = random.Random(seed)
+    n = len(labels)
+    size = n // max(1, max_k)
+    out: list[list[int]] = []
+    trimmed: list[int] = []
+    for j in range(k):
+        members = [i for i, lab in enumerate(labels) if lab == j]
+        if len(members) > size:
+            kept = rng.sample(members, size)
+            trimmed += sorted(set(members) - set(kept))
+            out.append(kept)
+        elif not members:
+            out.append([])
+        else:
+            tiled = list(members)
+            while len(tiled) < size:
+                tiled = tiled * 2
+            out.append(tiled[:size])
+    return MopPartition(size, out, trimmed)

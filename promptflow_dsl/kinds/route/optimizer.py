@@ -27,10 +27,11 @@ are left as they are.
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ...lang.values import plain
@@ -53,24 +54,43 @@ PROPOSE_FROM = ("others", "own", "all")
 
 
 class BudgetExhausted(Exception):
-    """The next model call would exceed the budget."""
+    """The next model call would exceed the budget (or the current account's share)."""
 
 
 class BudgetedContext(RunContext):
     """A run context that counts chat calls that reached a model and refuses more than
-    ``budget``."""
+    ``budget``.  Calls are also charged to the current *account* (an expert, or a phase
+    of the search): one whose ``limits`` share is spent refuses further calls."""
 
     budget: int = 0
     spent: int = 0
     on_call: Callable[[], None] | None = None
+    account: str | None = None
+    limits: dict[str, int]
+    used: dict[str, int]
+
+    def charge_to(self, account: str | None, limit: int | None = None) -> None:
+        """Charge the next calls to ``account`` (with its share ``limit``, if new)."""
+        if not hasattr(self, "limits"):
+            self.limits, self.used = {}, {}
+        self.account = account
+        if account is not None:
+            self.used.setdefault(account, 0)
+            if limit is not None:
+                self.limits[account] = limit
 
     async def generate(self, h: HandlerInfo, model_name: str | None, messages: list[Message],
                        params: GenParams) -> tuple[Reply, bool, str]:
         if self.spent >= self.budget:
             raise BudgetExhausted()
+        acc = self.account
+        if acc is not None and self.used.get(acc, 0) >= self.limits.get(acc, self.budget):
+            raise BudgetExhausted()
         reply, hit, model_id = await super().generate(h, model_name, messages, params)
         if not hit:
             self.spent += 1
+            if acc is not None:
+                self.used[acc] = self.used.get(acc, 0) + 1
             if self.on_call is not None:
                 self.on_call()
         return reply, hit, model_id
@@ -79,11 +99,14 @@ class BudgetedContext(RunContext):
 @dataclass
 class Options:
     budget: int = 200
-    candidates: int = 4
+    candidates: int = 4  # proposals per expert
     match: str = "exact"
     propose_from: str = "others"
-    sample: int = 6  # demos shown in one proposal prompt
+    sample: int = 6  # demos shown in one proposal prompt (MoP: 5)
     seed: int = 0
+    protocol: str | None = None  # None: the route's own (`protocol mop` or pflow's)
+    n_inits: int = 4  # MoP: candidates kept by the global pre-selection
+    region_size: int = 20  # MoP: rows each region is padded to
 
 
 @dataclass
@@ -95,10 +118,47 @@ class ExpertResult:
     score: float | None
     candidates: list[tuple[str, float | None]] = field(default_factory=list)
     skipped: str = ""  # why the expert was not optimized
+    share: int = 0  # model calls set aside for this expert
+    spent: int = 0  # model calls it made
+    scored_on: int = 0  # rows each instruction was scored on
+    padded: int = 0  # MoP: rows added to the region by similarity
 
     @property
     def changed(self) -> bool:
         return bool(self.candidates) and self.best != self.candidates[0][0]
+
+
+@dataclass
+class WinRate:
+    """The optimized route against the un-optimized one on held-back rows: a win is a
+    row only the optimized route gets right, a loss the reverse; the rate counts a tie
+    as half a win, with a 95% Wilson interval."""
+
+    n: int
+    wins: int
+    losses: int
+    ties: int
+    before: float  # accuracy of the un-optimized route
+    after: float
+    calls: int  # model calls the comparison made (outside the budget)
+
+    @property
+    def rate(self) -> float:
+        return (self.wins + self.ties / 2) / self.n if self.n else 0.0
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return wilson(self.rate, self.n)
+
+
+def wilson(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a proportion ``p`` over ``n`` trials."""
+    if n <= 0:
+        return 0.0, 1.0
+    den = 1 + z * z / n
+    mid = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return max(0.0, mid - half), min(1.0, mid + half)
 
 
 @dataclass
@@ -110,6 +170,30 @@ class Result:
     calls: int
     budget: int
     exhausted: bool
+    protocol: str = "pflow"
+    routing_calls: int = 0
+    pool: list[tuple[str, float]] = field(default_factory=list)  # MoP: pooled, pre-selected
+    preselected: list[str] = field(default_factory=list)  # MoP: top n_inits plus ""
+    preselect_rows: int = 0  # MoP: evaluation rows the pool was scored on
+    preselect_calls: int = 0
+    heldout: WinRate | None = None
+    prep: Any = None  # the prepared embedding route (for the held-back comparison)
+
+    def spending(self) -> list[str]:
+        """How the budget was spent, one line per part."""
+        lines = [f"routing the training and evaluation rows: {self.routing_calls} calls"]
+        if self.protocol == "mop":
+            lines.append(f"proposals and pre-selection: {self.preselect_calls} calls "
+                         f"({len(self.pool)} pooled candidates scored on "
+                         f"{self.preselect_rows} evaluation rows)")
+        for r in self.results:
+            if r.skipped:
+                lines.append(f"{r.name}: 0 calls (kept: {r.skipped})")
+            else:
+                lines.append(f"{r.name}: {r.spent} of {r.share} calls, {len(r.candidates)} "
+                             f"instructions scored on {r.scored_on} rows"
+                             + (f" ({r.padded} added by similarity)" if r.padded else ""))
+        return lines
 
 
 def _norm(value: Any) -> Any:
@@ -183,22 +267,61 @@ def _pools(spec: RouteSpec, train: dict[str, list[dict[str, Any]]]) -> dict[str,
     return pools
 
 
+def shares(total: int, names: list[str]) -> dict[str, int]:
+    """``total`` calls split evenly over ``names`` (the remainder to the first ones)."""
+    if not names:
+        return {}
+    each, extra = divmod(max(0, total), len(names))
+    return {n: each + (1 if i < extra else 0) for i, n in enumerate(names)}
+
+
+def rows_for(share: int, region: int, per_row_instructions: int = 2) -> int:
+    """How many region rows an expert's instructions are scored on so that its baseline
+    and at least one candidate (its proposal plus its scoring) fit in ``share``."""
+    if share <= 0 or region <= 0:
+        return 0
+    return min(region, max(1, (share - 1) // per_row_instructions))
+
+
+def sample_rows(rows: list[dict[str, Any]], m: int, key: str) -> list[dict[str, Any]]:
+    """``m`` of ``rows`` (a seeded sample, in their order); all when ``m >= len(rows)``."""
+    if m >= len(rows):
+        return list(rows)
+    keep = sorted(random.Random(key).sample(range(len(rows)), m))
+    return [rows[i] for i in keep]
+
+
+def split_holdout(rows: list[dict[str, Any]], fraction: float, seed: int = 0
+                  ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(search rows, held-back rows): ``round(fraction * n)`` rows, a seeded sample, are
+    held back (at least one search row stays)."""
+    n = len(rows)
+    k = min(max(0, round(fraction * n)), max(0, n - 1))
+    held = set(random.Random(f"holdout:{seed}").sample(range(n), k)) if k else set()
+    return ([r for i, r in enumerate(rows) if i not in held],
+            [r for i, r in enumerate(rows) if i in held])
+
+
+async def _prepare(ctx: BudgetedContext, h: HandlerInfo, options: Options
+                   ) -> tuple[RouteSpec, Any]:
+    if by_embedding(h):
+        prep = await prepared_route(ctx, h)
+        return prep.spec, prep
+    return route_spec(h, ctx.program.display_name(h.key)), None
+
+
 async def optimize(ctx: BudgetedContext, h: HandlerInfo, train: list[dict[str, Any]],
                    evaluation: list[dict[str, Any]], options: Options,
                    report: Callable[[str], None] = lambda s: None) -> Result:
-    """Search instructions for route ``h``'s experts (see the module docstring).
+    """Search instructions for route ``h``'s experts (see the module docstring; under
+    ``protocol mop``, :func:`~.mop_search.optimize_mop`).
 
     Raises :class:`RunError` when routing fails (e.g. a rule with no default)."""
     ctx.budget = options.budget
-    prep = None
-    if by_embedding(h):
-        prep = await prepared_route(ctx, h)
-        spec = prep.spec
-    else:
-        spec = route_spec(h, ctx.program.display_name(h.key))
+    ctx.charge_to(None)
+    spec, prep = await _prepare(ctx, h, options)
+    protocol = options.protocol or spec.protocol
     search = _Search(ctx, spec, options, report)
-    exhausted = False
-    results = {e.name: ExpertResult(e.name, 0, None, e.instruction, None) for e in spec.experts}
     try:
         train_routed = await search.route(train, prep)
         regions = await search.route(evaluation, prep)
@@ -206,6 +329,13 @@ async def optimize(ctx: BudgetedContext, h: HandlerInfo, train: list[dict[str, A
         raise RunError("the budget ran out while routing the training and evaluation rows "
                        "(the llm router calls the model once per row): raise --budget",
                        span=h.decl.name_span, handler=spec.name) from None
+    routing_calls = ctx.spent
+    if protocol == "mop":
+        from .mop_search import optimize_mop
+
+        return await optimize_mop(search, prep, train, evaluation, train_routed, regions,
+                                  routing_calls)
+    results = {e.name: ExpertResult(e.name, 0, None, e.instruction, None) for e in spec.experts}
     pools = _pools(spec, train_routed)
     active: list[Expert] = []
     for e in spec.experts:
@@ -217,32 +347,99 @@ async def optimize(ctx: BudgetedContext, h: HandlerInfo, train: list[dict[str, A
             r.skipped = "no evaluation input is routed to it"
         else:
             active.append(e)
-    try:
-        for e in active:  # the baselines first
+    # a fair budget: what is left after routing is split evenly over the experts to
+    # optimize, and each expert scores on as many of its region's rows as let its
+    # baseline and at least one candidate fit in its share
+    share = shares(options.budget - ctx.spent, [e.name for e in active])
+    scored: dict[str, list[dict[str, Any]]] = {}
+    for e in list(active):
+        r = results[e.name]
+        r.share = share[e.name]
+        r.scored_on = rows_for(r.share, r.region)
+        if not r.scored_on:
+            r.skipped = "the budget has no calls left for it"
+            active.remove(e)
+            continue
+        scored[e.name] = sample_rows(regions[e.name], r.scored_on, f"{options.seed}:{e.name}")
+    done: set[str] = set()
+    exhausted = False
+
+    async def step(e: Expert, work: Callable[[], Any]) -> None:
+        nonlocal exhausted
+        if e.name in done:
+            return
+        ctx.charge_to(e.name, results[e.name].share)
+        try:
+            await work()
+        except BudgetExhausted:
+            done.add(e.name)
+            exhausted = True
+        finally:
+            results[e.name].spent = ctx.used.get(e.name, 0)
+            ctx.charge_to(None)
+
+    for e in active:  # the baselines first
+        async def baseline(e: Expert = e) -> None:
             report(f"{e.name}: scoring the current instruction")
             r = results[e.name]
-            r.baseline = r.score = await search.score(e, e.instruction, regions[e.name])
+            r.baseline = r.score = await search.score(e, e.instruction, scored[e.name])
             r.candidates.append((e.instruction, r.baseline))
-        for n in range(options.candidates):
-            for e in active:
+        await step(e, baseline)
+    for n in range(options.candidates):
+        for e in active:
+            async def candidate(e: Expert = e, n: int = n) -> None:
                 r = results[e.name]
                 others = [row for f in spec.experts if f.name != e.name for row in pools[f.name]]
                 pool = {"own": pools[e.name], "all": [*pools[e.name], *others]}.get(
                     options.propose_from, others) or pools[e.name]
                 if not pool:
-                    continue
+                    return
                 report(f"{e.name}: candidate {n + 1}/{options.candidates}")
                 cand = await search.propose(e, pool, n)
                 if cand is None or any(cand == c for c, _ in r.candidates):
-                    continue
-                value = await search.score(e, cand, regions[e.name])
+                    return
+                value = await search.score(e, cand, scored[e.name])
                 r.candidates.append((cand, value))
                 if r.score is None or value > r.score:
                     r.best, r.score = cand, value
-    except BudgetExhausted:
+            await step(e, candidate)
+    if ctx.spent >= options.budget:
         exhausted = True
     experts = [e.with_instruction(results[e.name].best) if e.delegate is None else e
                for e in spec.experts]
     return Result(spec, experts, [results[e.name] for e in spec.experts],
                   {k: len(v) for k, v in train_routed.items()}, ctx.spent, options.budget,
-                  exhausted)
+                  exhausted, protocol="pflow", routing_calls=routing_calls, prep=prep)
+
+
+async def compare(ctx: BudgetedContext, result: Result, rows: list[dict[str, Any]],
+                  how: str) -> WinRate:
+    """The optimized route against the un-optimized one on ``rows`` (held back: the
+    search never saw them).  Outside the budget.  Raises :class:`RunError`."""
+    ctx.budget = ctx.spent + 10**9
+    ctx.charge_to(None)
+    prep = result.prep
+    before_spec = result.spec
+    after_spec = replace(result.spec, experts=result.experts)
+    start = ctx.spent
+    wins = losses = ties = right_before = right_after = 0
+    with ctx.substep(result.spec.name, "route", None, {}) as sub:
+        for row in rows:
+            text = str(row["input"])
+            ok = []
+            for spec in (before_spec, after_spec):
+                choice = await choose(ctx, spec, text, sub.step, prep)
+                try:
+                    got = await call_expert(ctx, spec, spec.expert(choice.expert), text, None)
+                except RunError:
+                    ok.append(False)
+                    continue
+                ok.append(matches(got, row["output"], how))
+            right_before += ok[0]
+            right_after += ok[1]
+            wins += ok[1] and not ok[0]
+            losses += ok[0] and not ok[1]
+            ties += ok[0] == ok[1]
+    n = len(rows)
+    return WinRate(n, wins, losses, ties, right_before / n if n else 0.0,
+                   right_after / n if n else 0.0, ctx.spent - start)

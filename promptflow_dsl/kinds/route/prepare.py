@@ -15,21 +15,39 @@ which for the offline embedder and most embedding models carries no meaning, and
 does not favour an expert whose demos are spread out (whose centroid is short).
 ``euclidean`` (the distance between the unit input and the centroid) is available
 to library users.  Ties go to the expert written first.
+
+**``protocol mop``** (Mixture-of-Prompts' reference behaviour): every text is embedded
+as ``Input: x\nOutput: `` (MoP's demo template with an empty output); automatic
+experts are clustered by :func:`~.kmeans.assign_mop` on the raw vectors and get
+|D| // max_k demos each (:func:`~.kmeans.mop_partition`); an input goes to the nearest
+centre by Euclidean distance between raw vectors (``kmeans.predict``: the k-means
+centres for automatic experts, the mean of the demo vectors for written ones).  The
+mean of each expert's shown demos' vectors is kept as its *region centre* (what
+``pflow optimize`` pads a small region with, by cosine similarity).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .cache import EmbeddingCache, default_embedding_dir
 from .embedders import Embedder, ModelEmbedder, OfflineEmbedder
 from .experts import Expert, RouteSpec, auto_experts, route_spec
-from .kmeans import ALGORITHM_VERSION, PENALTY, Assignment, assign
+from .kmeans import (
+    ALGORITHM_VERSION,
+    MOP_TEMPLATE,
+    PENALTY,
+    Assignment,
+    MopClusters,
+    assign,
+    assign_mop,
+    mop_partition,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from ...check.program import HandlerInfo
@@ -37,7 +55,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 _assignments: dict[str, Assignment] = {}  # in-memory layer of the cluster cache
 
-METRICS = ("cosine", "euclidean")
+METRICS = ("cosine", "euclidean", "euclidean-raw")
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -65,12 +83,17 @@ class Centroids:
         if metric not in METRICS:
             raise ValueError(f"unknown metric {metric!r} (expected {', '.join(METRICS)})")
         names = list(groups)
-        rows = [unit(np.asarray(v)).mean(axis=0) for v in groups.values()]
+        scale = (lambda v: np.asarray(v, dtype=np.float64)) if metric == "euclidean-raw" else unit
+        rows = [scale(np.asarray(v)).mean(axis=0) for v in groups.values()]
         return cls(names, np.stack(rows) if rows else np.zeros((0, 0)), metric)
 
     def distances(self, vector: np.ndarray) -> dict[str, float]:
         """Distance from ``vector`` to every centroid, by expert name."""
-        q = unit(np.asarray(vector, dtype=np.float64).reshape(-1))
+        q = np.asarray(vector, dtype=np.float64).reshape(-1)
+        if self.metric == "euclidean-raw":  # MoP: kmeans.predict on the raw vectors
+            d = np.linalg.norm(self.matrix - q[None, :], axis=1)
+            return {n: float(round(v, 6)) for n, v in zip(self.names, d.tolist(), strict=True)}
+        q = unit(q)
         if self.metric == "cosine":
             c = unit(self.matrix)
             d = 1.0 - c @ q
@@ -95,6 +118,17 @@ class PreparedRoute:
     embedder: Embedder | None = None
     centroids: Centroids | None = None
     assignment: Assignment | None = None
+    clusters: MopClusters | None = None  # protocol mop, automatic experts
+    region_centres: dict[str, np.ndarray] | None = None  # protocol mop
+    trimmed: list[dict[str, Any]] = field(default_factory=list)  # protocol mop: rows not shown
+
+    @property
+    def mop(self) -> bool:
+        return self.spec.protocol == "mop"
+
+    def text_of(self, text: str) -> str:
+        """The text embedded for an input (MoP's template under ``protocol mop``)."""
+        return MOP_TEMPLATE.format(input=text) if self.mop else text
 
     @property
     def experts(self) -> list[Expert]:
@@ -103,7 +137,7 @@ class PreparedRoute:
     async def embed(self, text: str) -> np.ndarray:
         """The input's vector (through the cache)."""
         assert self.embedder is not None
-        return (await self.cache.embed(self.embedder, [text]))[0]
+        return (await self.cache.embed(self.embedder, [self.text_of(text)]))[0]
 
     async def distances(self, text: str) -> tuple[str, dict[str, float]]:
         """(nearest expert, distance to every expert) for an input."""
@@ -165,7 +199,12 @@ async def prepare(ctx: RunContext, h: HandlerInfo, *, embedder: Embedder | None 
         corpus = [str(r["input"]) for r in spec.auto_rows]
     else:
         corpus = [t for e in spec.experts for t in e.inputs]
+    if spec.protocol == "mop":
+        corpus = [prep.text_of(t) for t in corpus]
     prep.embedder = embedder or make_embedder(ctx, spec, corpus)
+    if spec.protocol == "mop":
+        await place_mop(prep)
+        return prep
     if spec.auto_rows is not None:
         prep.assignment = await assign_auto(spec, prep.embedder, prep.cache)
         spec.experts = auto_experts(spec, prep.assignment.labels)
@@ -185,3 +224,39 @@ async def place(prep: PreparedRoute, metric: str = "cosine") -> None:
         groups[e.name] = vectors[start:start + len(e.demos)]
         start += len(e.demos)
     prep.centroids = Centroids.from_groups(groups, metric)
+
+
+async def place_mop(prep: PreparedRoute, seed: int = 0) -> None:
+    """``protocol mop``: cluster automatic experts and assign their demos as MoP does,
+    then set the raw Euclidean centres and the region centres (see the module docstring)."""
+    assert prep.embedder is not None
+    spec = prep.spec
+    if spec.auto_rows is not None:
+        rows = spec.auto_rows
+        vectors = np.asarray(await prep.cache.embed(prep.embedder, [prep.text_of(str(r["input"]))
+                                                                   for r in rows]), dtype=np.float64)
+        clusters = assign_mop(vectors, spec.auto_max_k, seed=seed)
+        part = mop_partition(clusters.labels, clusters.k, spec.auto_max_k, seed=seed)
+        # expert_{j+1} is k-means label j (MoP keeps scikit-learn's numbering)
+        experts = [replace(e, demos=tuple(rows[i] for i in idx)) for e, idx in
+                   zip(auto_experts(spec, [*range(clusters.k), *[0] * (len(rows) - clusters.k)]),
+                       part.indices, strict=True)]
+        spec.experts = experts
+        prep.clusters = clusters
+        prep.trimmed = [rows[i] for i in part.trimmed]
+        prep.centroids = Centroids([e.name for e in experts], np.asarray(clusters.centers),
+                                   "euclidean-raw")
+        prep.region_centres = {e.name: (vectors[idx].mean(axis=0) if idx else
+                                        np.asarray(clusters.centers[j]))
+                               for j, (e, idx) in enumerate(zip(experts, part.indices, strict=True))}
+        return
+    experts = [e for e in spec.experts if e.demos]
+    texts = [prep.text_of(t) for e in experts for t in e.inputs]
+    vectors = np.asarray(await prep.cache.embed(prep.embedder, texts), dtype=np.float64)
+    groups: dict[str, np.ndarray] = {}
+    start = 0
+    for e in experts:
+        groups[e.name] = vectors[start:start + len(e.demos)]
+        start += len(e.demos)
+    prep.centroids = Centroids.from_groups(groups, "euclidean-raw")
+    prep.region_centres = {n: g.mean(axis=0) for n, g in groups.items()}

@@ -1,7 +1,8 @@
 """The three routers: which expert gets an input.
 
-- ``by embedding``: the nearest centroid (``prepare.py``); the trace gets the
-  distance to every expert.
+- ``by embedding``: the nearest centroid (``prepare.py``; under ``protocol mop`` the
+  nearest k-means centre by Euclidean distance); the trace gets the distance to every
+  expert.
 - ``by rule``: each expert's ``when`` expression, evaluated with the route's parameter
   in scope, in the order written; the first that holds wins; an expert without
   ``when`` (the checker makes it the last) takes whatever is left; with no default
@@ -48,11 +49,14 @@ class Choice:
     distances: dict[str, float] | None = None
     rules: dict[str, bool] = field(default_factory=dict)  # rule routes: each `when` tried
     reply: str | None = None  # llm routes: the router's last reply
+    metric: str = "cosine"  # embedding routes: the distance (`protocol mop`: euclidean-raw)
 
     def summary(self) -> str:
         if self.distances:
             shown = ", ".join(f"{n} {d:.3f}" for n, d in self.distances.items())
-            return f"chose {self.expert} (cosine distance: {shown})"
+            what = "Euclidean distance to the k-means centres" if self.metric == "euclidean-raw" \
+                else f"{self.metric} distance"
+            return f"chose {self.expert} ({what}: {shown})"
         if self.router == "rule":
             return f"chose {self.expert} (first rule that holds)" if self.rules.get(self.expert) \
                 else f"chose {self.expert} (the default: no rule holds)"
@@ -148,4 +152,5 @@ async def choose(ctx: RunContext, spec: RouteSpec, text: str, step: Step,
         return await choose_llm(ctx, spec, text, step)
     assert prep is not None
     name, dist = await prep.distances(text)
-    return Choice(name, "embedding", distances=dist)
+    metric = prep.centroids.metric if prep.centroids is not None else "cosine"
+    return Choice(name, "embedding", distances=dist, metric=metric)
