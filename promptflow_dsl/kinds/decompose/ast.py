@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...syntax.ast import HandlerDecl, Int, Node, RecordExpr, Ref, Str
+from ...syntax.ast import Expr, HandlerDecl, Int, Name, Node, RecordExpr, Ref, Str
 
 
 @dataclass(frozen=True)
@@ -22,5 +22,7 @@ class DecomposeDecl(HandlerDecl):
     max_steps: Int | None = None
     max_depth: Int | None = None
     max_calls: Int | None = None
+    protocol: Name | None = None  # pflow (default) | decomp (the published code's behaviour)
+    search: Expr | None = None  # greedy (default) | beam(N): best-first over decompositions
 
     kind = "decompose"

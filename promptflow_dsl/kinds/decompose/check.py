@@ -18,6 +18,7 @@ from ...check.env import ModuleEnv
 from ...check.exprs import ExprChecker
 from ...check.program import Signature
 from ...lang.types import STR, is_assignable
+from ...syntax.ast import Call, Int, Name
 from .ast import DecomposeDecl
 from .details import (
     DEFAULT_MAX_CALLS,
@@ -26,7 +27,13 @@ from .details import (
     MAX_DEPTH_LIMIT,
     DecomposeDetails,
 )
+from .reference import known_op
 
+PROTOCOLS = ("pflow", "decomp")
+MAX_BEAM = 16
+REF_OPS = ("select", "project", "projectValues", "projectKeys", "filter",
+           "with sub-ops _flat _unique _keys _values")
+_REF_STEP = re.compile(r"^\s*QS:\s*\((?P<op>.+)\) \[[^\]]+\] ")
 _STEP = re.compile(r"^\s*QS:\s*(?:\((?P<op>[\w ]+)\)\s*)?\[(?P<h>[^\]]+)\]")
 
 
@@ -58,6 +65,11 @@ def check(env: ModuleEnv, d: DecomposeDecl, sig: Signature, exprs: ExprChecker) 
         if why:
             env.err(b.target.span, f"'{b.target.dotted}' cannot take a sub-question: {why}")
         bindings[b.name] = h.key
+    protocol, beam = _protocol(env, d), _search(env, d)
+    if beam > 1 and protocol != "decomp":
+        env.err(d.search.span if d.search else d.name_span,
+                "`search beam(N)` needs `protocol decomp` (the default protocol follows one "
+                "greedy path)")
     fewshot: str | None = None
     prompt_path: str | None = None
     if d.prompt is not None:
@@ -80,9 +92,14 @@ def check(env: ModuleEnv, d: DecomposeDecl, sig: Signature, exprs: ExprChecker) 
                      f"{', '.join(unknown)} not listed in `handlers`")
         known_ops = ("select", "foreach", "project_values", "foreach_merge",
                      "project_values_flat_unique", "filter")  # = ops.OPS (run stage)
-        bad_ops = sorted({op.strip() for line in fewshot.splitlines()
-                          if (m := _STEP.match(line)) and (op := m.group("op")) is not None
-                          and op.strip().lower() not in known_ops})
+        if protocol == "decomp":
+            bad_ops = sorted({m.group("op") for line in fewshot.splitlines()
+                              if (m := _REF_STEP.match(line)) and not known_op(m.group("op"))})
+            known_ops = REF_OPS
+        else:
+            bad_ops = sorted({op.strip() for line in fewshot.splitlines()
+                              if (m := _STEP.match(line)) and (op := m.group("op")) is not None
+                              and op.strip().lower() not in known_ops})
         if bad_ops:
             env.warn(d.prompt.span if d.prompt else d.name_span,
                      f"the few-shot examples use unknown op{'s' if len(bad_ops) > 1 else ''} "
@@ -97,4 +114,37 @@ def check(env: ModuleEnv, d: DecomposeDecl, sig: Signature, exprs: ExprChecker) 
                             prompt_path=prompt_path,
                             max_steps=d.max_steps.value if d.max_steps else DEFAULT_MAX_STEPS,
                             max_depth=d.max_depth.value if d.max_depth else DEFAULT_MAX_DEPTH,
-                            max_calls=d.max_calls.value if d.max_calls else DEFAULT_MAX_CALLS)
+                            max_calls=d.max_calls.value if d.max_calls else DEFAULT_MAX_CALLS,
+                            protocol=protocol, beam=beam)
+
+
+def _protocol(env: ModuleEnv, d: DecomposeDecl) -> str:
+    if d.protocol is None:
+        return "pflow"
+    if d.protocol.name not in PROTOCOLS:
+        env.err(d.protocol.span, f"unknown protocol '{d.protocol.name}' of decompose "
+                                 f"'{d.name}' (protocols: {', '.join(PROTOCOLS)})")
+        return "pflow"
+    return d.protocol.name
+
+
+def _search(env: ModuleEnv, d: DecomposeDecl) -> int:
+    """The width of a ``search`` clause: ``greedy`` is 1, ``beam(N)`` is N."""
+    node = d.search
+    if node is None:
+        return 1
+    if isinstance(node, Name):
+        if node.name == "greedy":
+            return 1
+        env.err(node.span, f"unknown search '{node.name}' (expected greedy or beam(N))")
+        return 1
+    assert isinstance(node, Call)
+    func, width = node.func, node.args[0]
+    if not isinstance(func, Name) or func.name != "beam":
+        env.err(node.span, "unknown search (expected greedy or beam(N))")
+        return 1
+    assert isinstance(width, Int)
+    if not 1 <= width.value <= MAX_BEAM:
+        env.err(width.span, f"beam width must be from 1 to {MAX_BEAM}")
+        return 1
+    return width.value

