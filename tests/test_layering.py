@@ -18,7 +18,8 @@ The stages, earliest first::
               distributed/               distributed runs the rows of datasets on Ray
     testing   testing/
     facade    __init__.py, program.py    the library API: load / loads -> Program
-    cli       cli/, __main__.py          the command line, a client of the facade
+    cli       cli/, __main__.py,         the command line, a client of the facade;
+              report/                    report pages read trace files and run folders
 
 The command line comes after the facade because it is a client of it: ``pflow``
 loads programs through ``promptflow_dsl.load`` (a test replaces that function and
@@ -66,6 +67,7 @@ TOP: dict[str, str] = {
     "distributed": "datasets",
     "testing": "testing",
     "cli": "cli",
+    "report": "cli",
     "program": "facade",
     "__main__": "cli",
 }

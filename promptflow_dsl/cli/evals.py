@@ -206,7 +206,74 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(render_summary(meta, summary, folder.path))
     if args.compare:
         _compare(root, args.compare, folder, args.json)
+    if args.html:
+        write_report(args, folder, _load(root, args.compare) if args.compare else None)
     return EXIT_FAILED if summary.get("passed") is False else EXIT_OK
+
+
+# ------------------------------------------------------------------ HTML reports
+
+def _report_run(args: argparse.Namespace, folder: RunFolder, out: Path) -> Any:
+    """The report's view of one run; writes the trace viewer page of its rows beside
+    ``out`` when any row has a trace. Raises :class:`UsageError`."""
+    from ..report.eval_report import RunData
+    from ..report.sources import ReportError, folder_view, read_json, read_rows
+    from ..report.trace_page import trace_page
+    from .trace import write_page
+
+    trace_dir = Path(args.trace_dir) if args.trace_dir else None
+    try:
+        rows = read_rows(folder.path, trace_dir)
+    except ReportError as exc:
+        raise UsageError(f"{LABEL}: {exc}") from None
+    href = None
+    if any(r.trace is not None for r in rows):
+        traces = out.with_name(f"{out.stem}.trace-{folder.run_id}.html")
+        view = folder_view(folder.path, trace_dir)
+        write_page(traces, trace_page(view, f"eval run {folder.run_id}: traces"))
+        href = traces.name
+    return RunData(folder.run_id, read_json(folder.meta_path), read_json(folder.summary_path),
+                   [r.result for r in sorted(rows, key=lambda r: r.row)], href)
+
+
+def write_report(args: argparse.Namespace, folder: RunFolder, base: RunFolder | None) -> Path:
+    """Write the HTML report of ``folder`` (compared with ``base`` when given) to
+    ``-o FILE`` or into the run folder, and the trace pages of its rows beside it;
+    print where it went; open it with ``--open``. Raises :class:`UsageError`."""
+    from ..report.eval_report import compare_report, eval_report
+    from .trace import open_page, write_page
+
+    if args.output:
+        out = Path(args.output)
+    elif base is None:
+        out = folder.path / "report.html"
+    else:
+        out = folder.path / f"compare-{base.run_id}.html"
+    if out.is_dir():
+        raise UsageError(f"{LABEL}: -o {out}: is a folder; name the .html file to write")
+    run = _report_run(args, folder, out)
+    if base is None:
+        html = eval_report(run)
+    else:
+        from ..datasets import RunFolderError, compare_runs
+
+        other = _report_run(args, base, out)
+        try:
+            diffs = compare_runs(base.path, folder.path)
+        except RunFolderError as exc:
+            raise UsageError(f"{LABEL}: {exc}") from None
+        da = other.meta.get("dataset") or {}
+        db = run.meta.get("dataset") or {}
+        note = None
+        if da.get("digest") != db.get("digest"):
+            note = (f"the runs used different datasets ({da.get('path')} and "
+                    f"{db.get('path')}); rows are paired by line number")
+        html = compare_report(other, run, diffs, note)
+    write_page(out, html)
+    print(f"report: {rel(out)}", file=sys.stderr)
+    if args.open:
+        open_page(out)
+    return out
 
 
 # ------------------------------------------------------------------ running
@@ -309,6 +376,10 @@ def _eval_of(args: argparse.Namespace, option: str) -> str | None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    if (args.output or args.open) and not args.html:
+        raise UsageError(f"{LABEL}: -o/--output and --open go with --html")
+    if args.html and args.list:
+        raise UsageError(f"{LABEL}: --html goes with --show RUN or with a run, not --list")
     if args.list:
         return cmd_list(args)
     if args.show is not None:
@@ -335,13 +406,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if name not in evals:
             raise UsageError(f"{LABEL}: no eval '{name}' in {args.file} "
                              f"(evals: {', '.join(evals)})")
+    if args.output and len(names) > 1:
+        raise UsageError(f"{LABEL}: -o/--output writes one report: name one EVAL "
+                         f"(this file has {', '.join(names)})")
     status = EXIT_OK
     for i, name in enumerate(names):
         if i:
             print()
-        code, _ = _run_one(args, program, name, resume=args.resume)
+        code, run = _run_one(args, program, name, resume=args.resume)
         if code == 130:
             return code
+        if args.html and run is not None and run.folder is not None:
+            base = _load(_root(args), args.compare) if args.compare else None
+            write_report(args, run.folder, base)
         status = max(status, code)
     return status
 
@@ -372,6 +449,14 @@ def add_parser(sub: Any) -> None:
     add_executor_options(e)
     e.add_argument("--json", action="store_true", help="print summaries, lists and comparisons "
                                                        "as JSON")
+    e.add_argument("--html", action="store_true",
+                   help="also write an HTML report of the run (with --compare: of both runs), "
+                        "and the trace pages of its rows beside it")
+    e.add_argument("-o", "--output", metavar="FILE.html",
+                   help="with --html: where to write the report (default: report.html, or "
+                        "compare-RUN.html, in the run folder)")
+    e.add_argument("--open", action="store_true", help="with --html: open the report in the "
+                                                         "default browser")
     e.add_argument("-q", "--quiet", action="store_true", help="no progress or warning count")
     e.add_argument("-v", "--verbose", action="store_true", help="print check warnings")
     e.add_argument("--allow-path", action="append", default=[], metavar="DIR")

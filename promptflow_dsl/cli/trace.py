@@ -1,4 +1,5 @@
-"""``pflow trace show [RUN]`` and ``pflow trace list``: the traces of past runs."""
+"""``pflow trace show [RUN]``, ``pflow trace view [RUN]`` and ``pflow trace list``: the
+traces of past runs, as a text tree or as a self-contained HTML page."""
 
 from __future__ import annotations
 
@@ -20,6 +21,10 @@ def cmd_trace(args: argparse.Namespace) -> int:
     )
 
     directory = Path(args.trace_dir) if args.trace_dir else default_trace_dir(project_dir(args))
+    if args.action != "view" and (args.open or args.output):
+        raise UsageError(f"pflow trace {args.action}: --open and -o/--output go with `view`")
+    if args.action == "view":
+        return _view(args, directory)
     if args.action == "list":
         paths = list_traces(directory)
         if not paths:
@@ -38,14 +43,75 @@ def cmd_trace(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _view(args: argparse.Namespace, directory: Path) -> int:
+    """Write the viewer page of RUN (a trace file, a run folder, `last`, a run id or
+    prefix, or an eval run of the project) and print its path. Raises
+    :class:`UsageError`."""
+    from ..report.sources import ReportError, resolve
+    from ..report.trace_page import trace_page
+
+    label = "pflow trace view"
+    ref = args.run or "last"
+    evals = project_dir(args) / ".pflow-cache" / "evals"
+    rows = Path(args.trace_dir) if args.trace_dir else None
+    try:
+        source = resolve(ref, directory, evals, rows)
+    except ReportError as exc:
+        raise UsageError(f"{label}: {exc}") from None
+    out = Path(args.output) if args.output else source.default_output
+    if out.is_dir():
+        raise UsageError(f"{label}: -o {out}: is a folder; name the .html file to write")
+    write_page(out, trace_page(source.view, source.title))
+    print(rel(out))
+    if args.open:
+        open_page(out)
+    return EXIT_OK
+
+
+def write_page(path: Path, html: str) -> None:
+    """Write ``html`` to ``path`` (through a temporary file in the same folder, so a
+    reader never sees half a page). Raises ``OSError``."""
+    import os
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(html)
+        umask = os.umask(0o022)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # as an ordinary new file (mkstemp makes it private)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def open_page(path: Path) -> None:
+    """Open ``path`` in the default browser (a note on stderr when there is none)."""
+    import webbrowser
+
+    if not webbrowser.open(path.resolve().as_uri()):
+        print(f"pflow: no browser to open {rel(path)}", file=sys.stderr)
+
+
 def add_parser(sub: Any) -> None:
     t = sub.add_parser("trace", help="show the trace of a run",
                        description="Show a run's trace as a tree (RUN: a run id, a path, or "
-                                   "`last`), or list the runs.")
-    t.add_argument("action", choices=("show", "list"))
+                                   "`last`), write it as an HTML page (`view`; RUN may also "
+                                   "be a run folder or an eval run), or list the runs.")
+    t.add_argument("action", choices=("show", "view", "list"))
     t.add_argument("run", nargs="?", metavar="RUN")
     t.add_argument("--trace-dir", metavar="DIR")
     t.add_argument("--project", metavar="PATH", help="a file or folder of the project")
     t.add_argument("--json", action="store_true", help="print the trace JSON")
     t.add_argument("--limit", type=int, default=20, help="how many runs `list` shows")
+    t.add_argument("-o", "--output", metavar="FILE.html",
+                   help="with `view`: where to write the page (default: beside the trace, "
+                        "or traces.html in the run folder)")
+    t.add_argument("--open", action="store_true", help="with `view`: open the page in the "
+                                                         "default browser")
     t.set_defaults(func=cmd_trace)
