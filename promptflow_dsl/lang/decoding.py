@@ -10,20 +10,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from .grammars import Unsupported, regex_to_gbnf
+from .grammars import Unsupported, gbnf_class_char, gbnf_literal, regex_to_gbnf
 from .holes import hole_kind
 
-__all__ = ["decoder_plan", "hole_method"]
+__all__ = ["decoder_plan", "hole_method", "length_grammar"]
 
 
-def decoder_plan(caps: Any, decoder: str, width: int = 1) -> tuple[str, str | None]:
+def decoder_plan(caps: Any, decoder: str, width: int = 1,
+                 label: str | None = None) -> tuple[str, str | None]:
     """(decoder the runtime uses, why it differs from the declared one or None).
 
-    ``beam`` needs token log-probabilities and ``interleaved`` raw completion;
-    without them the runtime decodes sequentially (one chat call per hole).
+    ``beam`` (the variable-level searches ``var(N)``, ``beam_var(N)``, ``beam(N)``;
+    ``label`` is how it was written, default ``beam(N)``) needs token
+    log-probabilities and ``interleaved`` raw completion; without them the runtime
+    decodes sequentially (one chat call per hole).
     """
     if decoder == "beam" and not caps.logprobs:
-        return "sequential", f"beam({width}) needs token log-probabilities"
+        return "sequential", f"{label or f'beam({width})'} needs token log-probabilities"
     if decoder == "interleaved" and not caps.completion:
         return "sequential", "interleaved decoding needs raw text completion"
     return decoder, None
@@ -53,3 +56,21 @@ def hole_method(caps: Any, hole: Any) -> tuple[str, str | None]:
         except Unsupported as exc:
             return "validated", f"the regex cannot become a grammar ({exc})"
     return "grammar", None
+
+
+def length_grammar(min_chars: int | None, max_chars: int | None, *, terminator: str | None = None,
+                   lead_space: bool = False) -> str:
+    """A GBNF grammar for a text hole of ``min_chars`` to ``max_chars`` characters: a
+    first character that is not whitespace, then the rest up to the bound (never the
+    one-character ``terminator``, which then ends the grammar, so generation stops by
+    itself).  Used where the model takes grammars; every value is validated anyway."""
+    lo = max(min_chars or 1, 1)
+    c = gbnf_class_char(terminator) if terminator is not None and len(terminator) == 1 else ""
+    rest = f"[^{c}]" if c else "[^\\x00]"
+    if max_chars is None:
+        body = f"{rest}{{{lo - 1},}}"
+    else:
+        body = f"{rest}{{{lo - 1},{max(max_chars, lo) - 1}}}"
+    lead = '" "? ' if lead_space else ""
+    end = f" {gbnf_literal(terminator)}" if c and terminator is not None else ""
+    return f"root ::= {lead}[^ \\t\\n{c}] {body}{end}\n"

@@ -16,7 +16,13 @@ of the text):
   whitespace (spaces, tabs, newlines); whitespace is also allowed around
   ``=``, ``:``, ``{``, ``,`` and ``}``:
 
-  - ``stop="..."``: stop string, Python backslash escapes processed;
+  - ``stop="..."``: stop string, Python backslash escapes processed; or
+    ``stop=["...", "..."]``: several stop strings (the first one found ends the
+    value), one or more distinct non-empty strings, optional trailing comma;
+  - ``keep_stop``: a flag (no value): the stop string that ended the value is
+    kept at its end; needs ``stop=``;
+  - ``min_chars=N`` / ``max_chars=N``: the value (stripped) has at least / at
+    most ``N`` characters; text and regex holes only, ``min_chars <= max_chars``;
   - ``in {"a", "b"}``: choices, one or more distinct strings (escapes
     processed), optional trailing comma; not combinable with ``: int``,
     ``: float``, ``: bool`` or ``regex=``;
@@ -43,7 +49,8 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["TYPES", "Hole", "HoleError", "Literal", "SketchTemplate",
+__all__ = ["TYPES", "Hole", "HoleError", "Literal", "SketchTemplate", "jinja_source", "masked_source",
+           "repeated_holes",
            "hole_kind", "offset_to_line_col", "parse_template"]
 
 TYPES = ("str", "int", "float", "bool")
@@ -86,6 +93,10 @@ class Hole:
     regex: str | None = None
     max_tokens: int | None = None
     name_start: int = 0  # offset of the name's first char
+    stops: tuple[str, ...] | None = None  # several stop strings (``stop`` is the first), or None
+    keep_stop: bool = False  # the stop string that ended the value is part of it
+    min_chars: int | None = None
+    max_chars: int | None = None
 
 
 @dataclass(frozen=True)
@@ -265,8 +276,29 @@ class _Parser:
                     self.errors.append(HoleError(
                         f"'in {{...}}' cannot be combined with '{label}'; choices are strings",
                         *max(spans["choices"], spans[key])))
+        self.check_combinations(opts, spans)
+        if "stop" in opts:
+            stops = opts["stop"]
+            opts["stop"] = stops[0]
+            if len(stops) > 1:
+                opts["stops"] = stops
         self.segments.append(Hole(name, start, end, name_start=start + 1, **opts))
         return end
+
+    def check_combinations(self, opts: dict[str, Any], spans: dict[str, tuple[int, int]]) -> None:
+        """Options that parse alone but not together (an error each, at the later option)."""
+        if opts.get("keep_stop") and "stop" not in opts:
+            self.errors.append(HoleError("'keep_stop' needs a stop string: add stop=\"...\"",
+                                         *spans["keep_stop"]))
+        typed = "choices" in opts or opts.get("type", "str") != "str"
+        for key in ("min_chars", "max_chars"):
+            if key in opts and typed:
+                self.errors.append(HoleError(f"'{key}=' applies to text holes only (not to choices "
+                                             f"or typed holes)", *spans[key]))
+        lo, hi = opts.get("min_chars"), opts.get("max_chars")
+        if lo is not None and hi is not None and lo > hi:
+            self.errors.append(HoleError(f"min_chars={lo} is more than max_chars={hi}: no value "
+                                         f"can have both", *max(spans["min_chars"], spans["max_chars"])))
 
     def skip_to_close(self, i: int) -> int | None:
         """Offset past the next ``]`` outside strings, or None if there is none."""
@@ -298,18 +330,20 @@ class _Parser:
             elif word == "in":
                 key, label = "choices", "in {...}"
                 value, i = self.parse_choices(self.skip_ws(i + 2))
-            elif word in ("stop", "regex", "max_tokens"):
+            elif word == "keep_stop":
+                key, label, value, i = "keep_stop", "keep_stop", True, i + len(word)
+            elif word in ("stop", "regex", "max_tokens", "min_chars", "max_chars"):
                 key, label = word, word + "="
                 j = self.skip_ws(i + len(word))
                 if j >= self.n or text[j] != "=":
                     raise _Fail(f"expected '=' after '{word}'", *self.span(j))
                 j = self.skip_ws(j + 1)
                 if word == "stop":
-                    value, i = self.parse_string(j, "after 'stop='")
+                    value, i = self.parse_stops(j)
                 elif word == "regex":
                     value, i = self.parse_regex(j)
                 else:
-                    value, i = self.parse_max_tokens(j)
+                    value, i = self.parse_max_tokens(j, word)
             elif word:
                 raise _Fail(f"unknown hole option '{word}'; {_EXPECTED}", i, i + len(word))
             else:
@@ -330,17 +364,44 @@ class _Parser:
             raise _Fail(f"invalid regex: {exc}", i, end, resume=end) from None
         return value, end
 
-    def parse_max_tokens(self, i: int) -> tuple[int, int]:
+    def parse_max_tokens(self, i: int, word: str = "max_tokens") -> tuple[int, int]:
+        """A positive integer (``max_tokens=``, ``min_chars=``, ``max_chars=``)."""
         m = _DIGITS.match(self.text, i)
         end = m.end() if m else i
         if not m or (end < self.n and self.text[end] not in _WS + "]:"):
-            raise _Fail("expected a positive integer after 'max_tokens='", *self.span(end))
+            raise _Fail(f"expected a positive integer after '{word}='", *self.span(end))
         digits = self.text[i:end].lstrip("0")
         if not digits:
-            raise _Fail("max_tokens must be a positive integer, got 0", i, end)
+            raise _Fail(f"{word} must be a positive integer, got 0", i, end)
         if len(digits) > 18:
-            raise _Fail("max_tokens is too large", i, end)
+            raise _Fail(f"{word} is too large", i, end)
         return int(digits), end
+
+    def parse_stops(self, i: int) -> tuple[tuple[str, ...], int]:
+        """``"..."`` or ``["...", "..."]``: one or more distinct, non-empty stop strings."""
+        if i >= self.n or self.text[i] != "[":
+            value, end = self.parse_string(i, "after 'stop=' (\"...\" or [\"...\", ...])")
+            if not value:
+                raise _Fail("empty stop string", i, end, resume=end)
+            return (value,), end
+        bracket, values = i, list[str]()
+        i = self.skip_ws(i + 1)
+        while i >= self.n or self.text[i] != "]":
+            value, end = self.parse_string(i, "in the list of stop strings")
+            if not value:
+                raise _Fail("empty stop string", i, end, resume=end)
+            if value in values:
+                raise _Fail(f"duplicate stop string {value!r}", i, end, resume=end)
+            values.append(value)
+            i = self.skip_ws(end)
+            if i < self.n and self.text[i] == ",":
+                i = self.skip_ws(i + 1)
+            elif i >= self.n or self.text[i] != "]":
+                raise _Fail("expected ',' or ']' in the list of stop strings", *self.span(i))
+        if not values:
+            raise _Fail("empty list of stop strings; expected at least one quoted string",
+                        bracket, i + 1)
+        return tuple(values), i + 1
 
     def parse_choices(self, i: int) -> tuple[tuple[str, ...], int]:
         if i >= self.n or self.text[i] != "{":
@@ -402,3 +463,38 @@ def hole_kind(hole: Any) -> str:
     if hole.type in ("bool", "int", "float"):
         return hole.type
     return "regex" if hole.regex is not None else "str"
+
+
+_LOOP_TAG = re.compile(r"\{%[-+]?\s*(for|endfor)\b")
+
+
+def repeated_holes(tpl: SketchTemplate) -> frozenset[str]:
+    """The names of the holes inside a ``{% for %}`` block (filled once per iteration,
+    so their value is a list).  Loop tags are counted in the literal text only."""
+    depth, out = 0, set()
+    for seg in tpl.segments:
+        if isinstance(seg, Literal):
+            for m in _LOOP_TAG.finditer(seg.text):
+                depth = depth + 1 if m.group(1) == "for" else max(depth - 1, 0)
+        elif depth > 0:
+            out.add(seg.name)
+    return frozenset(out)
+
+
+def masked_source(text: str, tpl: SketchTemplate) -> str:
+    """``text`` with each hole's source replaced by spaces (newlines kept), so Jinja can
+    check the whole template while every offset stays where it was."""
+    out, last = [], 0
+    for h in tpl.holes:
+        out.append(text[last:h.start])
+        out.append(re.sub(r"[^\n]", " ", text[h.start:h.end]))
+        last = h.end
+    out.append(text[last:])
+    return "".join(out)
+
+
+def jinja_source(tpl: SketchTemplate, marker: Any) -> str:
+    """The template as one Jinja source, each hole replaced by ``marker(index)``
+    (``index`` of the hole among the segments); ``[[`` is already ``[``."""
+    return "".join(seg.text if isinstance(seg, Literal) else marker(i)
+                   for i, seg in enumerate(tpl.segments))

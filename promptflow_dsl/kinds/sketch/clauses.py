@@ -18,7 +18,7 @@ def as_decoder(v: ast.Expr) -> ast.Expr:
     if (isinstance(v, ast.Call) and isinstance(v.func, ast.Name) and len(v.args) == 1
             and not v.kwargs and isinstance(v.args[0], ast.Int)):
         return v
-    raise Bad("expected sequential, interleaved or beam(N)")
+    raise Bad("expected sequential, interleaved, var, var(N), beam_var(N) or beam(N)")
 
 
 CLAUSES: dict[str, ClauseSpec] = {

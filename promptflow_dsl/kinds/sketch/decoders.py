@@ -1,6 +1,7 @@
-"""The sketch decoders: ``sequential``, ``interleaved`` and ``beam(n)``.
+"""The sketch decoders: ``sequential``, ``interleaved``, and the variable-level searches
+``var(n)`` and ``beam_var(n)`` (``beam(n)`` is another name of ``beam_var(n)``).
 
-All three walk the sketch's pieces in order, appending each rendered literal and
+All of them walk the sketch's pieces in order, appending each rendered literal and
 each hole's text to the sketch written so far (the *prefix*).
 
 ``sequential``
@@ -20,35 +21,49 @@ each hole's text to the sketch written so far (the *prefix*).
     answer that does not validate is re-asked in chat, the bad continuation
     counting as the first attempt.
 
-``beam(n)``
-    The sketch-aware beam search of Beurer-Kellner et al. (2023) over hole
-    values, on models with log-probabilities.  ``n`` partial sketches are kept.
-    At each hole every partial sketch is expanded with candidate values — all the
-    options of a choice or bool hole; otherwise ``n`` raw continuations (one
-    greedy, ``n - 1`` sampled at temperature 0.7 with seeds 1, 2, ... or the
-    handler's ``temperature``/``seed``), invalid ones dropped (when none is valid,
-    one chat request with re-asking gives the value) — and each candidate is
-    scored with the log-probability of its text and terminator after that
-    partial sketch.  A partial sketch's score is the sum over its holes (no
-    length normalisation); the ``n`` best distinct sketches go on, and the best
-    complete one is the result.
+``var(n)`` and ``beam_var(n)``
+    The sketch-aware decoders of Beurer-Kellner et al., "Prompt Sketching for Large
+    Language Models" (2023), as a beam over whole hole values on the
+    continue / score interface (raw completion and the log-probability of a given
+    continuation), on models with log-probabilities.  ``n`` partial sketches
+    (*hypotheses*) are kept.  At each hole every hypothesis is expanded with
+    candidate values: all options of a choice or bool hole; otherwise ``n`` raw
+    continuations (``var``: all sampled, at the sketch's ``temperature`` or 1.0;
+    ``beam_var``: one greedy and ``n - 1`` sampled at ``temperature`` or 0.7; seeds
+    ``seed + 1``, ``seed + 2``, ...), invalid ones dropped (when none is valid, one
+    chat request with re-asking gives the value).  Each candidate is scored with
+    the log-probability of its value **and of the template text that follows it
+    up to the next hole** (the deterministic chunk), after that hypothesis: so the
+    follow-up instructions of the sketch take part in choosing the value.  Among
+    the up to ``n·n`` expanded hypotheses the ``n`` best distinct ones go on, and
+    after the last hole the best one is the result.  The ranking score
+    (:func:`rank`) is length-normalised with ``alpha = 0.7``: ``var`` divides the
+    summed log-probability of everything scored by ``tokens ** 0.7``;
+    ``beam_var`` normalises the hole values and the template chunks separately and
+    adds the two, so a long template chunk does not drown the values.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .run import Filled, HoleSpec, SketchRun, parse_value
 
-SAMPLE_TEMPERATURE = 0.7
+#: the sampling temperature of var (all candidates sampled) and of beam_var (greedy + samples)
+VAR_TEMPERATURE = 1.0
+BEAM_VAR_TEMPERATURE = 0.7
+#: the length-normalisation exponent of both searches
+ALPHA = 0.7
 
 
-async def decode(run: SketchRun, decoder: str, width: int) -> tuple[str, dict[str, Filled]]:
-    """Fill ``run``'s holes with ``decoder``; returns (the filled sketch, hole -> answer)."""
+async def decode(run: SketchRun, decoder: str, width: int, search: str = "beam_var",
+                 label: str | None = None) -> tuple[str, dict[str, Filled]]:
+    """Fill ``run``'s holes with ``decoder`` (``beam``: the ``search``, ``var`` or
+    ``beam_var``); returns (the filled sketch, hole occurrence -> answer)."""
     if decoder == "beam":
-        return await decode_beam(run, max(1, width))
+        return await decode_search(run, search, max(1, width), label or f"{search}({width})")
     return await decode_linear(run, decoder)
 
 
@@ -58,7 +73,7 @@ async def decode_linear(run: SketchRun, decoder: str) -> tuple[str, dict[str, Fi
     filled: dict[str, Filled] = {}
     for piece in run.pieces:
         if isinstance(piece, str):
-            text += piece
+            text += run.literal(piece, filled)
             continue
         if piece.method == "scored":
             f = await run.choose(piece, text)
@@ -67,69 +82,125 @@ async def decode_linear(run: SketchRun, decoder: str) -> tuple[str, dict[str, Fi
         else:
             f = await run.ask(piece, text)
         run.hole_event(piece, f, decoder)
-        filled[piece.name] = f
+        filled[piece.id] = f
         text += f.text
     return text, filled
 
 
 @dataclass
-class Beam:
-    """A partial sketch: its text, the answers so far and the sum of their log-probabilities."""
+class Hypothesis:
+    """A partial sketch: its text, the answers so far, and what was scored of it
+    (log-probability and tokens of the hole values and of the template chunks)."""
 
     text: str
-    filled: dict[str, Filled]
-    score: float = 0.0
+    filled: dict[str, Filled] = field(default_factory=dict)
+    value_lp: float = 0.0
+    value_tokens: int = 0
+    chunk_lp: float = 0.0
+    chunk_tokens: int = 0
+
+    @property
+    def logprob(self) -> float:
+        return self.value_lp + self.chunk_lp
 
 
-async def decode_beam(run: SketchRun, width: int) -> tuple[str, dict[str, Filled]]:
-    beams = [Beam("", {})]
-    label = f"beam({width})"
-    for piece in run.pieces:
+def rank(search: str, h: Hypothesis) -> float:
+    """The score hypotheses are ranked by (higher is better; see the module docstring)."""
+    if search == "var":
+        tokens = h.value_tokens + h.chunk_tokens
+        return h.logprob / tokens ** ALPHA if tokens else 0.0
+    values = h.value_lp / h.value_tokens ** ALPHA if h.value_tokens else 0.0
+    chunks = h.chunk_lp / h.chunk_tokens ** ALPHA if h.chunk_tokens else 0.0
+    return values + chunks
+
+
+@dataclass
+class Candidate:
+    """A hole value for one hypothesis, with the template chunk that follows it."""
+
+    filled: Filled
+    chunk: str
+
+
+async def decode_search(run: SketchRun, search: str, width: int,
+                        label: str) -> tuple[str, dict[str, Filled]]:
+    """``var(n)`` / ``beam_var(n)``: see the module docstring."""
+    pieces = run.pieces
+    hyps = [Hypothesis("")]
+    for i, piece in enumerate(pieces):
         if isinstance(piece, str):
-            for b in beams:
-                b.text += piece
-            continue
-        spec = piece
-        expansions = await _gather(run, [_expand(run, spec, b, width) for b in beams])
-        best: dict[str, Beam] = {}
-        for b in (x for group in expansions for x in group):
-            if b.text not in best or b.score > best[b.text].score:
-                best[b.text] = b
-        ranked = sorted(best.values(), key=lambda b: -b.score)
-        beams = ranked[:width]
-        shown = "; ".join(f"{_short(b.filled[spec.name].text)} {b.score:.3f}" for b in ranked)
-        run.event("beam", f"{spec.name}: kept {len(beams)} of {len(ranked)} partial sketches "
-                          f"({shown})", hole=spec.name,
-                  candidates=[{"value": b.filled[spec.name].value, "score": b.score,
-                               "kept": i < width} for i, b in enumerate(ranked)])
-    top = beams[0]
+            if i == 0:  # the text before the first hole is the prompt: not scored
+                hyps[0].text = run.literal(piece, {})
+            continue  # a literal after a hole was scored with that hole's candidates
+        after = pieces[i + 1] if i + 1 < len(pieces) else None
+        groups = await _gather(run, [_expand(run, search, piece, after, h, width) for h in hyps])
+        best: dict[str, Hypothesis] = {}
+        for h in (x for group in groups for x in group):
+            if h.text not in best or rank(search, h) > rank(search, best[h.text]):
+                best[h.text] = h
+        ranked = sorted(best.values(), key=lambda h: -rank(search, h))
+        hyps = ranked[:width]
+        shown = "; ".join(f"{_short(h.filled[piece.id].text)} {rank(search, h):.3f}" for h in ranked)
+        run.event("beam", f"{piece.id}: kept {len(hyps)} of {len(ranked)} partial sketches "
+                          f"({shown})", hole=piece.id,
+                  candidates=[{"value": h.filled[piece.id].value, "score": rank(search, h),
+                               "logprob": h.logprob, "kept": k < width}
+                              for k, h in enumerate(ranked)])
+    top = hyps[0]
     for spec in run.holes:
-        run.hole_event(spec, top.filled[spec.name], label)
-    run.event("beam", f"best sketch: total log-probability {top.score:.3f}", score=top.score)
+        if spec.id in top.filled:
+            run.hole_event(spec, top.filled[spec.id], label)
+    run.event("beam", f"best sketch: score {rank(search, top):.3f}, total log-probability "
+                      f"{top.logprob:.3f}", score=rank(search, top), logprob=top.logprob)
     return top.text, top.filled
 
 
-async def _expand(run: SketchRun, spec: HoleSpec, beam: Beam, width: int) -> list[Beam]:
-    cands = await candidates(run, spec, beam.text, width)
-    return [Beam(beam.text + f.text, {**beam.filled, spec.name: f}, beam.score + f.logprob)
-            for f in cands]
+async def _expand(run: SketchRun, search: str, spec: HoleSpec, after: str | HoleSpec | None,
+                  h: Hypothesis, width: int) -> list[Hypothesis]:
+    """``h`` extended with each candidate value of ``spec`` and the chunk after it, scored."""
+    found = await candidates(run, search, spec, h, width)
+    cands = []
+    for f in found:
+        filled = {**h.filled, spec.id: f}
+        chunk = run.literal(after, filled) if isinstance(after, str) else ""
+        if not chunk and after is None and not spec.keep:
+            chunk = spec.stop or ""  # the last hole: its terminator ends the sketch
+        cands.append(Candidate(f, chunk))
+    conts = [c.filled.text for c in cands] + [c.filled.text + c.chunk for c in cands]
+    rows = await run.score_rows(h.text, conts)
+    values, whole = rows[:len(cands)], rows[len(cands):]
+    out = []
+    for c, v, w in zip(cands, values, whole, strict=True):
+        out.append(Hypothesis(
+            h.text + c.filled.text + c.chunk, {**h.filled, spec.id: replace(c.filled, logprob=v.logprob)},
+            h.value_lp + v.logprob, h.value_tokens + v.tokens,
+            h.chunk_lp + (w.logprob - v.logprob), h.chunk_tokens + max(w.tokens - v.tokens, 0)))
+    if spec.method == "scored":  # every option's ranking score after this hypothesis
+        scores = {x.filled[spec.id].text: rank(search, x) for x in out}
+        for x in out:
+            x.filled[spec.id] = replace(x.filled[spec.id], scores=scores)
+    return out
 
 
-async def candidates(run: SketchRun, spec: HoleSpec, prefix: str, width: int) -> list[Filled]:
-    """Scored candidate answers for one hole after ``prefix`` (see the module docstring)."""
-    term = spec.stop or ""
+async def candidates(run: SketchRun, search: str, spec: HoleSpec, h: Hypothesis,
+                     width: int) -> list[Filled]:
+    """Candidate answers for one hole after hypothesis ``h`` (see the module docstring)."""
+    prefix = h.text
     if spec.options is not None and spec.method == "scored":
-        chosen = await run.choose(spec, prefix)
-        scores = chosen.scores or {}
         out = []
-        for option, lp in scores.items():
+        for option in spec.options:
             value, text = parse_value(spec, option)
-            out.append(Filled(value, text, "scored", 1, scores, lp))
+            out.append(Filled(value, text, "scored", 1))
         return out
-    temperature = float(run.params.get("temperature") or SAMPLE_TEMPERATURE)
+    if search == "var":
+        temperature = float(run.params.get("temperature") or VAR_TEMPERATURE)
+        temps = [temperature] * width
+    else:
+        temperature = float(run.params.get("temperature") or BEAM_VAR_TEMPERATURE)
+        temps = [0.0] + [temperature] * (width - 1)
     seed = int(run.params.get("seed") or 0)
-    jobs = [run.complete(spec, prefix, temperature=0.0)]
-    jobs += [run.complete(spec, prefix, temperature=temperature, seed=seed + k) for k in range(1, width)]
+    jobs = [run.complete(spec, prefix, temperature=t, seed=seed + k if t else None)
+            for k, t in enumerate(temps, start=1 if search == "var" else 0)]
     raws = await _gather(run, jobs)
     valid: dict[str, Filled] = {}
     first_error: tuple[str, str] | None = None
@@ -139,14 +210,11 @@ async def candidates(run: SketchRun, spec: HoleSpec, prefix: str, width: int) ->
         except ValueError as exc:
             first_error = first_error or (raw, str(exc))
             continue
-        method = spec.method if spec.method in ("grammar", "free") else "validated"
-        valid.setdefault(text, Filled(value, text, method, 1))
+        valid.setdefault(text, Filled(value, text, run.method(spec, run.caps.grammar), 1))
     if not valid:
         asked = await run.ask(spec, prefix, first=first_error)
         valid[asked.text] = asked
-    found = list(valid.values())
-    lps = await run.score(prefix, [f.text + term for f in found])
-    return [replace(f, logprob=lp) for f, lp in zip(found, lps, strict=True)]
+    return list(valid.values())
 
 
 async def _gather(run: SketchRun, jobs: list[Any]) -> list[Any]:
