@@ -43,7 +43,7 @@ def small_trace(run_id: str = RUN_ID) -> Trace:
         _step("s4", "s1", "calc_hooked", "prompt", 20, 300,
               reply="2 + 3 = [calc: 5] so five.", output="five", **chat,
               events=[{"type": "hook", "summary": "calc fired at '2 + 3 =' -> ' [calc: 5]' (insert)",
-                       "hook": "calc", "trigger": "2 + 3 =", "position": 5, "action": "insert",
+                       "hook": "calc", "trigger": "2 + 3 =", "position": 7, "action": "insert",
                        "output": " [calc: 5]", "dropped": ""}]),
         _step("s5", "s1", "solve", "decompose", 130, 400, output=42, model="default",
               events=[{"type": "decomp", "summary": "QS1 [lookup] capital? → Paris",
