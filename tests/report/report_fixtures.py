@@ -64,6 +64,12 @@ def small_trace(run_id: str = RUN_ID) -> Trace:
                        "attempts": 1, "scores": {"happy": -0.2, "sad": -1.9, "angry": -3.1}}]),
         _step("s9", "s1", "extract", "prompt", 700, 150, attempts=3, reply="{\"n\": 3}",
               output={"n": 3}, **chat,
+              messages=[{"role": "user", "content": "Count: a b c"},
+                        {"role": "assistant", "content": "three"},
+                        {"role": "user", "content": "Your answer was not valid JSON: "
+                                                    "Expecting value. Reply again."},
+                        {"role": "assistant", "content": "{}"},
+                        {"role": "user", "content": "Your answer is missing field 'n'."}],
               events=[{"type": "retry", "summary": "attempt 1: not JSON: Expecting value"},
                       {"type": "retry", "summary": "attempt 2: field 'n' missing"}]),
         _step("s10", "s1", "flaky", "tool", 860, 30, status="failed",

@@ -106,7 +106,9 @@ def test_events_hooks_decomposition_route_and_holes(driver, page: Path):
     rows(driver)["s8"].click()
     assert "-0.200 log-prob" in detail_text(driver)
     rows(driver)["s9"].click()
-    assert "attempt 1: not JSON" in detail_text(driver)
+    text = detail_text(driver)
+    assert "attempt 1: not JSON" in text and "retries (2 of 3 attempts rejected)" in text
+    assert "missing field 'n'" in text
     assert console_errors(driver) == []
 
 

@@ -314,6 +314,22 @@
       });
       section("messages sent (" + s.msg.length + ")", box);
     }
+    if (s.a > 1 && s.msg) {  /* a re-asked step: each rejected reply and the error sent back */
+      var tries = el("div"), n = 0;
+      for (var j = 0; j + 1 < s.msg.length; j++) {
+        var m1 = s.msg[j], m2 = s.msg[j + 1];
+        if (m1 && m1.role === "assistant" && m2 && m2.role === "user") {
+          n++;
+          var t = el("div", "ev");
+          t.appendChild(el("span", "ev-type", "attempt " + n + " rejected"));
+          t.appendChild(el("pre", null, json(m1.content)));
+          t.appendChild(el("div", "muted", "sent back:"));
+          t.appendChild(el("pre", "failed", json(m2.content)));
+          tries.appendChild(t);
+        }
+      }
+      if (n) section("retries (" + n + " of " + s.a + " attempts rejected)", tries);
+    }
     if (s.rep !== undefined) section("raw reply", el("pre", "reply", s.rep));
     if (s.out !== undefined) section(s.k === "row" ? "output" : "parsed value", el("pre", "value", json(s.out)));
     if (s.ev && s.ev.length) {
