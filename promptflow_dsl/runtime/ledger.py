@@ -7,6 +7,11 @@ what it spent:
 
 - ``usage`` and ``cost``: summed over the step's calls with :meth:`Usage.add`
   (cost stays ``None`` while no call reported one);
+- ``usage_unknown``: how many of the calls the cache did not answer got no token
+  counts from the server (a stream whose server ignored
+  ``stream_options.include_usage``, a stream closed early): their tokens and cost are
+  not in ``usage``/``cost``, which then under-count, and say so (``None`` when every
+  call reported its usage);
 - ``calls``: the model calls the step made, cache hits included; ``cache_hits``:
   how many of them the response cache answered; ``cache_hit``: true when every call
   was a cache hit (``None`` before the first call);
@@ -41,6 +46,7 @@ class Ledger:
         self.usage = Usage()
         self.calls = 0
         self.cache_hits = 0
+        self.usage_unknown = 0
         self.attempts = 1
 
     @property
@@ -48,11 +54,16 @@ class Ledger:
         """Whether the cache answered every call (``None`` before any call)."""
         return self.cache_hits == self.calls if self.calls else None
 
-    def record(self, usage: Usage | None, hit: bool, model: str | None = None) -> None:
-        """One model call: its usage (``None``: not reported, e.g. a score request),
-        whether the cache answered it, the model id it went to."""
+    def record(self, usage: Usage | None, hit: bool, model: str | None = None, *,
+               usage_unknown: bool = False) -> None:
+        """One model call: its usage (``None``: not counted, e.g. a score request),
+        whether the cache answered it, the model id it went to; ``usage_unknown``: the
+        server did not report the call's tokens (counted in ``usage_unknown``, never
+        taken as 0)."""
         self.calls += 1
         self.cache_hits += bool(hit)
+        if usage_unknown and not hit:
+            self.usage_unknown += 1
         if usage is not None:
             self.usage.add(usage)
         if model is not None:
@@ -70,9 +81,13 @@ class Ledger:
         from .trace import TokenUsage
 
         step = self.step
-        step.usage = TokenUsage(prompt_tokens=self.usage.prompt_tokens,
-                                completion_tokens=self.usage.completion_tokens)
+        if self.usage_unknown and self.usage_unknown >= self.calls - self.cache_hits:
+            step.usage = None  # no call the cache did not answer reported its tokens
+        else:
+            step.usage = TokenUsage(prompt_tokens=self.usage.prompt_tokens,
+                                    completion_tokens=self.usage.completion_tokens)
         step.cost = self.usage.cost
+        step.usage_unknown = self.usage_unknown or None
         step.calls = self.calls
         step.cache_hits = self.cache_hits
         step.cache_hit = self.cache_hit

@@ -83,6 +83,9 @@ class Step(BaseModel):
     answered_by: str | None = None
     usage: TokenUsage | None = None
     cost: float | None = None  # USD
+    # calls of the step whose tokens the server did not report (a stream without usage):
+    # not in usage or cost, which under-count them; None when every call reported usage
+    usage_unknown: int | None = None
     started_at: dt.datetime = Field(default_factory=lambda: dt.datetime.now(dt.UTC))
     latency_ms: float = 0.0
     cache_hit: bool | None = None  # every model call of the step was answered by the cache
@@ -99,10 +102,13 @@ class Step(BaseModel):
 
 class Totals(BaseModel):
     """What the run spent: model calls made, how many the cache answered, and the
-    tokens and cost of the calls that were not cache hits."""
+    tokens and cost of the calls that were not cache hits; ``usage_unknown``: how many
+    of those calls did not report their tokens (the sums leave them out: with any,
+    tokens and cost are lower bounds)."""
 
     calls: int = 0
     cache_hits: int = 0
+    usage_unknown: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float | None = None
@@ -140,6 +146,7 @@ def compute_totals(steps: Iterable[Step]) -> Totals:
         if step.usage is not None:
             totals.prompt_tokens += step.usage.prompt_tokens
             totals.completion_tokens += step.usage.completion_tokens
+        totals.usage_unknown += step.usage_unknown or 0
         if step.cost is not None:
             totals.cost = (totals.cost or 0.0) + step.cost
     return totals
@@ -605,8 +612,12 @@ def _step_line(step: Step, color: bool) -> str:
         parts.append(_ms(step.latency_ms))
     if step.cache_hit:
         parts.append(_paint("cached", "36", color))
-    if step.usage is not None:
-        parts.append(f"{step.usage.prompt_tokens}+{step.usage.completion_tokens} tok")
+    if step.usage is None and step.usage_unknown:
+        parts.append("tokens unknown")  # no call of the step reported its usage
+    elif step.usage is not None:
+        parts.append(f"{step.usage.prompt_tokens}+{step.usage.completion_tokens} tok"
+                     + (f" (+{step.usage_unknown} call{'s' if step.usage_unknown != 1 else ''}"
+                        f" unknown)" if step.usage_unknown else ""))
     if step.cost is not None:
         parts.append(f"${step.cost:.4f}")
     if step.attempts > 1:
@@ -647,6 +658,9 @@ def render_trace_tree(trace: Trace, color: bool = False) -> str:
               f"{t.prompt_tokens}+{t.completion_tokens} tokens")
     if t.cost is not None:
         totals += f", ${t.cost:.4f}"
+    if t.usage_unknown:
+        totals += (f" (usage unknown for {t.usage_unknown} call{'s' if t.usage_unknown != 1 else ''}"
+                   f": not counted, so tokens and cost are at least these)")
     lines = [f"run {trace.run_id}  {status}  {_ms(trace.wall_ms)}",
              f"program: {trace.program}  entry: {trace.entry}",
              f"totals: {totals}"]

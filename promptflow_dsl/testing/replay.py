@@ -7,15 +7,23 @@ offline through a :class:`Replayer`; a request whose digest differs from the
 recorded one (the prompt, the parameters or the order of calls changed) fails the
 test and says to record again.  The file is JSON (reviewable, diff-able) and holds
 no API keys: requests are stored only as digests.
+
+A hooked prompt's continuation is recorded in the program's terms (kind
+``continue``: the prompt's messages, the text so far and the parameters with the
+call's own stop strings), never as the request a strategy made of it (a raw
+completion in the server's chat template, a continuation prompt), so a recording
+replays whichever server, profile or chat template answered it; while recording, the
+model continues exactly as in a live run (its own template, ``chat_transcript``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +40,10 @@ from ..models.base import (
     Usage,
 )
 from ..models.emulate import INTERNAL_PREFIX, whitespace_chunks
-from ..runtime.cache import cache_key
+from ..models.remote import CONFIG_KEYS
+from ..runtime.cache import CACHE_FORMAT, cache_key, canonical_json
+from ..runtime.cache import KINDS as CACHE_KINDS
+from ..runtime.cache import _strip_secrets as strip_secrets
 
 REPLAY_FORMAT = 1
 
@@ -42,12 +53,22 @@ def replay_path(pflow_file: Path) -> Path:
 
 
 def request_digest(kind: str, payload: dict[str, Any]) -> str:
-    return cache_key("", kind, payload)[:16]
+    """The first 16 hex digits of the request's key, computed as the response cache
+    computes one (also for the kinds the cache never stores: ``stream``, ``continue``),
+    so recordings stay valid across versions."""
+    if kind in CACHE_KINDS:
+        return cache_key("", kind, payload)[:16]
+    record = {"v": CACHE_FORMAT, "model": "", "kind": kind, "payload": strip_secrets(payload),
+              "sample": 0}
+    return hashlib.sha256(canonical_json(record).encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def _params(params: GenParams) -> dict[str, Any]:
     view = params.cache_view()
-    view["extra"] = {k: v for k, v in view["extra"].items() if not k.startswith(INTERNAL_PREFIX)}
+    # what configures the client (the server kind, a chat template, capability flags) is
+    # not the request: a recording replays whichever server or template answered it
+    view["extra"] = {k: v for k, v in view["extra"].items()
+                     if not k.startswith(INTERNAL_PREFIX) and k not in CONFIG_KEYS}
     return view
 
 
@@ -55,10 +76,21 @@ def _messages(messages: list[Message] | None) -> list[dict[str, str]] | None:
     return None if messages is None else [m.as_dict() for m in messages]
 
 
+def _continuation(messages: list[Message], text: str, params: GenParams) -> dict[str, Any]:
+    return {"messages": _messages(messages), "assistant": text, "params": _params(params)}
+
+
+async def _aclose(events: Any) -> None:
+    close = getattr(events, "aclose", None)
+    if close is not None:
+        await close()
+
+
 _REPLY_CHECKS: dict[str, tuple[str, Any]] = {
     "chat": ("text", lambda r: isinstance(r, str)),
     "complete": ("text", lambda r: isinstance(r, str)),
     "stream": ("text", lambda r: isinstance(r, str)),
+    "continue": ("text", lambda r: isinstance(r, str)),
     "score": ("a list of {text, logprob, tokens}", lambda r: isinstance(r, list) and all(
         isinstance(x, dict) and isinstance(x.get("text"), str)
         and isinstance(x.get("logprob"), (int, float)) and not isinstance(x.get("logprob"), bool)
@@ -172,6 +204,40 @@ class Recorder:
             self._add("stream", {"messages": _messages(messages), "prefix": prefix,
                                  "params": _params(params)}, "".join(text))
 
+    def chat_transcript(self, messages: list[Message]) -> tuple[str, tuple[str, ...]] | None:
+        """The wrapped model's own raw-completion prompt for ``messages`` (ChatML for a
+        model without one, as ``kinds/prompt/continuation.transcript`` does), so a model
+        continues while recording exactly as in a live run."""
+        from ..kinds.prompt.continuation import transcript
+
+        return transcript(self.inner, messages)
+
+    async def continuation_stream(self, messages: list[Message], text: str, params: GenParams,
+                                  open_inner: Callable[[Backend], AsyncIterator[StreamEvent]],
+                                  clean: Callable[[str], str],
+                                  flush: Callable[[], str]) -> AsyncIterator[StreamEvent]:
+        """A hooked prompt's continuation of ``text``: the strategy's request
+        (``open_inner``) runs on the wrapped model, its text cleaned here, and the call is
+        recorded as ``continue`` in the program's terms (as far as it went)."""
+        out: list[str] = []
+        events = open_inner(self.inner)
+        usage: Usage | None = None
+        finish: str | None = None
+        try:
+            async for ev in events:
+                usage = ev.usage if ev.usage is not None else usage
+                finish = ev.finish_reason or finish
+                piece = clean(ev.text) if ev.text else ""
+                if piece:
+                    out.append(piece)
+                    yield StreamEvent(piece)
+            tail = flush()
+            out.append(tail)
+            yield StreamEvent(tail, usage, finish)
+        finally:
+            await _aclose(events)
+            self._add("continue", _continuation(messages, text, params), "".join(out))
+
     async def score(self, prefix: str, continuations: list[str]) -> list[Scored]:
         out = await self.inner.score(prefix, continuations)
         self._add("score", {"prefix": prefix, "continuations": continuations},
@@ -226,6 +292,18 @@ class Replayer:
         text = self._next("stream", {"messages": _messages(messages), "prefix": prefix,
                                      "params": _params(params)})
         for chunk in whitespace_chunks(text):
+            yield StreamEvent(chunk)
+        yield StreamEvent("", Usage(), "stop")
+
+    async def continuation_stream(self, messages: list[Message], text: str, params: GenParams,
+                                  open_inner: Callable[[Backend], AsyncIterator[StreamEvent]],
+                                  clean: Callable[[str], str],
+                                  flush: Callable[[], str]) -> AsyncIterator[StreamEvent]:
+        """The recorded continuation of ``text`` (recorded in the program's terms, so the
+        strategy and chat template of the recording do not matter). Raises
+        :class:`ScriptError` when it differs from the recording."""
+        reply = self._next("continue", _continuation(messages, text, params))
+        for chunk in whitespace_chunks(reply):
             yield StreamEvent(chunk)
         yield StreamEvent("", Usage(), "stop")
 

@@ -43,6 +43,12 @@ counts in ``hook_fires(hook)``.  A program that fails fails the prompt.  Trigger
 to what the model writes: a match or a sentence that lies entirely in a program's
 output never fires a hook (no cascades, no loops).
 
+A continuation is offered to a backend that records or replays calls
+(``continuation_stream``, ``testing/replay.py``) in the program's terms — the messages,
+the text so far, the parameters — with the strategy's request to run on the real model
+(:func:`recordable`), so a recording replays whatever server, profile or template
+answers later.
+
 Under mocks a scripted reply is streamed in whitespace-ending chunks, so the part
 after the point where a hook fired is dropped and the next scripted reply is the
 continuation.
@@ -51,11 +57,12 @@ continuation.
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ...check.program import CheckedModule, HandlerInfo, HookInfo
-from ...models.base import GenParams, Message, Usage
+from ...models.base import Backend, GenParams, Message, StreamEvent, Usage
 from ...runtime.errors import RunError
 from ...runtime.evaluate import Evaluator, _text
 from ...runtime.ledger import HandlerRun
@@ -176,8 +183,9 @@ class HookedGeneration(HandlerRun):
             params = self.params
             if self.max_tokens is not None:
                 params = replace(params, max_tokens=self.max_tokens - self.tokens)
-            request = continue_request(self.strategy, self.messages, text, params, self.stop,
-                                       self.backend)
+            request = recordable(continue_request(self.strategy, self.messages, text, params,
+                                                  self.stop, self.backend),
+                                 self.messages, text, self.stop)
 
     def _active(self) -> bool:
         if self.fired >= HOOK_BUDGET:
@@ -223,8 +231,10 @@ class HookedGeneration(HandlerRun):
                     text, gen.firing = await self._feed(text, tail, gen)
         finally:
             await stream.aclose()
-        # one model call (never cached); a stream cut short reports no usage: its chunks count
-        self.ledger.record(usage or Usage(completion_tokens=gen.tokens), False)
+        # one model call (never cached); a stream that reported no usage (the server ignored
+        # stream_options.include_usage, or a firing closed it early) has unknown usage: its
+        # received chunks bound the call's tokens (gen.tokens), never stand for its usage
+        self.ledger.record(usage, False, usage_unknown=usage is None)
         self.tokens += gen.tokens
         return gen, text
 
@@ -416,3 +426,50 @@ async def run_hooked_prompt(ctx: RunContext, h: HandlerInfo, model_name: str | N
         raise RunError(f"prompt '{name}': the hooked text does not match "
                        f"{h.signature.returns.show()}: {exc}{cut}", span=h.decl.name_span,
                        handler=name) from None
+
+
+def recordable(request: Request, messages: list[Message], text: str,
+               stop: tuple[str, ...]) -> Request:
+    """``request`` (a continuation of ``text``) as a backend that records or replays calls
+    sees it: a backend with ``continuation_stream(messages, text, params, open_inner,
+    clean, flush)`` gets the continuation in the program's terms (``params`` with the
+    call's own ``stop`` list, not the strings a chat template adds) and runs
+    ``open_inner(backend)`` — the strategy's own request — on the model it wraps, cleaning
+    the text itself; any other backend runs the request as it is."""
+    def open_(backend: Backend, merged: GenParams) -> AsyncIterator[StreamEvent]:
+        hook: Callable[..., AsyncIterator[StreamEvent]] | None = getattr(
+            backend, "continuation_stream", None)
+        if hook is None:
+            return _cleaned(request.open(backend, merged), request.clean, request.flush)
+        return hook(list(messages), text, replace(merged, stop=stop),
+                    lambda inner: request.open(inner, merged), request.clean, request.flush)
+
+    return Request(open_, request.params, _same, _none, request.description)
+
+
+def _same(piece: str) -> str:
+    return piece
+
+
+def _none() -> str:
+    return ""
+
+
+async def _cleaned(events: AsyncIterator[StreamEvent], clean: Callable[[str], str],
+                   flush: Callable[[], str]) -> AsyncIterator[StreamEvent]:
+    """``events`` with their text cleaned; the usage and finish reason come last, with
+    what the cleaner held back. Closing this closes ``events``."""
+    usage: Usage | None = None
+    finish: str | None = None
+    try:
+        async for ev in events:
+            usage = ev.usage if ev.usage is not None else usage
+            finish = ev.finish_reason or finish
+            piece = clean(ev.text) if ev.text else ""
+            if piece:
+                yield StreamEvent(piece)
+        yield StreamEvent(flush(), usage, finish)
+    finally:
+        close = getattr(events, "aclose", None)
+        if close is not None:
+            await close()
