@@ -1,9 +1,10 @@
 """What a report page is made from: a trace file, or a run folder of a dataset run
 and the traces of its rows.
 
-``RUN`` on the command line is a trace file, a run folder, ``last`` (the newest
-trace), a run id or a unique prefix of one in the trace folder, or else the id (or
-prefix) of an eval run of the project.
+``RUN`` on the command line is a trace file, a run folder, a results file of
+``pflow run --data --out`` (``.jsonl``), ``last`` (the newest trace), a run id or a
+unique prefix of one in the trace folder, or else the id (or prefix) of an eval run of
+the project.
 """
 
 from __future__ import annotations
@@ -65,16 +66,16 @@ def row_trace_dir(folder: Path, trace_dir: Path | None) -> Path:
 
 def read_rows(folder: Path, trace_dir: Path | None, *, with_traces: bool = True
               ) -> list[RowTrace]:
-    """The winning result line of each row of the run folder, each with its trace
-    (``missing`` says why a row has none). Raises :class:`ReportError` when the
-    results cannot be read."""
+    """The winning result line of each row of the run folder (or of a results file),
+    each with its trace (``missing`` says why a row has none). Raises
+    :class:`ReportError` when the results cannot be read."""
     from ..datasets import RunFolderError, read_results
     from ..runtime.trace import TraceError, load_trace
 
-    results = folder / "results.jsonl"
+    results = folder if folder.is_file() else folder / "results.jsonl"
     if not results.is_file():
         raise ReportError(f"{folder}: not a run folder (no results.jsonl)")
-    directory = row_trace_dir(folder, trace_dir)
+    directory = row_trace_dir(folder if folder.is_dir() else folder.parent, trace_dir)
     rows = []
     try:
         lines = list(read_results(results))
@@ -138,6 +139,11 @@ def resolve(ref: str, trace_dir: Path, evals_root: Path | None,
     given = Path(ref)
     if ref != "last" and given.is_dir():
         return Source(folder_view(given, row_traces), f"run {given.name}", given / "traces.html")
+    if given.suffix in (".jsonl", ".ndjson") and given.is_file():
+        header = {"kind": "run", "run_id": given.name, "title": "dataset run"}
+        view = run_view(header, read_rows(given, row_traces or trace_dir))
+        view.header["rows"] = sum(1 for s in view.steps if s["k"] == "row")
+        return Source(view, f"results {given.name}", given.with_suffix(".html"))
     try:
         trace, path = _trace(ref, trace_dir)
     except TraceNotFound as exc:

@@ -156,3 +156,19 @@ def test_a_big_trace_page_is_one_blob(tmp_path: Path, capsys):
     html = (tmp_path / "b.html").read_text()
     assert len(data_of(html)["steps"]) == 2000
     assert html.count('class="row') == 0  # rows are drawn by the script, not written
+
+
+def test_view_of_a_results_file_of_run_data(project: Path, capsys):
+    (project / "app.pflow").write_text('model default = "echo"\n'
+                                       'prompt shout(text: str) -> str = "{{ text }}!"\n')
+    (project / "rows.jsonl").write_text('{"text": "a"}\n{"text": "<b>"}\n')
+    assert cli.main(["run", "app.pflow", "shout", "--data", "rows.jsonl", "--out", "res.jsonl",
+                     "-q"]) == 0
+    code, out, err = view(["res.jsonl"], capsys)
+    assert code == 0, err
+    assert out.strip() == "res.html"
+    data = data_of((project / "res.html").read_text())
+    rows = [s for s in data["steps"] if s["k"] == "row"]
+    assert [r["id"] for r in rows] == ["row-1", "row-2"] and data["header"]["rows"] == 2
+    shouts = [s for s in data["steps"] if s["h"] == "shout"]
+    assert sorted(s["rep"] for s in shouts) == ["<b>!", "a!"]
