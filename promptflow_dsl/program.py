@@ -13,15 +13,18 @@ from typing import TYPE_CHECKING, Any
 from .check.program import CheckedProgram, HandlerInfo
 
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import AsyncIterator
+
     from .plan import Plan
     from .runtime import RunConfig, RunResult
+    from .runtime.streaming import RunEvent
 
 __all__ = ["Program"]
 
 
 class Program(CheckedProgram):
-    """A :class:`~promptflow_dsl.check.program.CheckedProgram` with ``plan``, ``run``
-    and ``arun``.
+    """A :class:`~promptflow_dsl.check.program.CheckedProgram` with ``plan``, ``run``,
+    ``arun`` and ``stream``.
 
     A subclass rather than a wrapper: everything users read on a program
     (``handlers``, ``tests``, ``warnings``, ``sources``, ``handler(name)``...) is the
@@ -73,3 +76,17 @@ class Program(CheckedProgram):
         from .runtime import arun
 
         return await arun(self, handler, inputs, config)
+
+    def stream(self, handler: str, /, config: RunConfig | None = None,
+               **inputs: Any) -> AsyncIterator[RunEvent]:
+        """Run ``handler`` as an async iterator of events, in the order they happen:
+        ``StepStarted`` / ``StepFinished`` for every step, ``TextDelta`` for each piece
+        of the text of a prompt with a ``str`` result as the model writes it, and
+        ``Finished`` (``.value``, ``.trace``) last (``promptflow_dsl.runtime.streaming``).
+
+        Raises, while iterating, what :meth:`arun` raises.  Breaking out of the loop
+        cancels the run.
+        """
+        from .runtime.streaming import stream_run
+
+        return stream_run(self, handler, inputs, config)

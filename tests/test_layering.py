@@ -11,15 +11,16 @@ The stages, earliest first::
     base      diagnostics, resources, syntax/
     lang      lang/                      language semantics shared by check and run
     check     check/
-    plan      plan/
+    plan      plan/, picture/            pictures of plans (SVG, PNG, HTML)
     models    models/
-    runtime   runtime/
+    runtime   runtime/, telemetry/       telemetry exports a run's spans (OpenTelemetry)
     datasets  datasets/, estimate/,      estimate reads datasets and builds on the runtime;
               distributed/               distributed runs the rows of datasets on Ray
     testing   testing/
     facade    __init__.py, program.py    the library API: load / loads -> Program
     cli       cli/, __main__.py,         the command line, a client of the facade;
               report/                    report pages read trace files and run folders
+              lsp/                       the language server, a client of the checker
 
 The command line comes after the facade because it is a client of it: ``pflow``
 loads programs through ``promptflow_dsl.load`` (a test replaces that function and
@@ -60,14 +61,17 @@ TOP: dict[str, str] = {
     "lang": "lang",
     "check": "check",
     "plan": "plan",
+    "picture": "plan",
     "models": "models",
     "runtime": "runtime",
+    "telemetry": "runtime",
     "datasets": "datasets",
     "estimate": "datasets",
     "distributed": "datasets",
     "testing": "testing",
     "cli": "cli",
     "report": "cli",
+    "lsp": "cli",
     "program": "facade",
     "__main__": "cli",
 }

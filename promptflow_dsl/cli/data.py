@@ -21,8 +21,9 @@ FAILURES_SHOWN = 3
 
 
 def add_model_options(p: Any, *, concurrency: str, trace_dir: str, no_trace: str) -> None:
-    """``--model``, ``--concurrency``, ``--no-cache``, ``--refresh``, ``--trace-dir`` and
-    ``--no-trace``, as ``pflow run`` and ``pflow eval`` take them."""
+    """``--model``, ``--concurrency``, ``--no-cache``, ``--refresh``, ``--trace-dir``,
+    ``--no-trace``, ``--cache-dir`` and ``--otel``, as ``pflow run`` and ``pflow eval``
+    take them."""
     p.add_argument("-m", "--model", action="append", metavar="ID|NAME=ID",
                    help="use model ID for `default` (ID) or for model NAME (NAME=ID)")
     p.add_argument("--concurrency", type=int, default=64, metavar="N", help=concurrency)
@@ -34,6 +35,10 @@ def add_model_options(p: Any, *, concurrency: str, trace_dir: str, no_trace: str
     p.add_argument("--cache-dir", metavar="DIR",
                    help="the response cache folder (default: .pflow-cache/responses in the "
                         "project, or PFLOW_CACHE_DIR)")
+    p.add_argument("--otel", action="store_true",
+                   help="export OpenTelemetry spans of the run (OTLP over HTTP to "
+                        "OTEL_EXPORTER_OTLP_ENDPOINT, default http://localhost:4318; needs "
+                        "promptflow-dsl[otel]); on without this flag when that variable is set")
 
 
 def add_executor_options(p: Any) -> None:

@@ -95,10 +95,18 @@ def run_config(args: argparse.Namespace, label: str = "pflow run") -> RunConfig:
     mode = CacheMode.OFF if args.no_cache else (CacheMode.REFRESH if args.refresh else
                                                 CacheMode.DEFAULT)
     cache_dir = getattr(args, "cache_dir", None)
+    otel = bool(getattr(args, "otel", False))
+    if otel:  # --otel without the extra is a usage error, before anything runs
+        from ..telemetry import TelemetryUnavailable, tracer_provider
+
+        try:
+            tracer_provider()
+        except TelemetryUnavailable as exc:
+            raise UsageError(f"{label}: --otel: {exc}") from None
     return RunConfig(models=models, concurrency=args.concurrency, cache=mode,
                      cache_dir=Path(cache_dir).resolve() if cache_dir else None,
                      trace_dir=Path(args.trace_dir) if args.trace_dir else None,
-                     write_trace=not args.no_trace)
+                     write_trace=not args.no_trace, otel=True if otel else None)
 
 
 class Progress:
@@ -149,10 +157,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         return cmd_run_data(args, program, handler, run_config(args))
     inputs = parse_inputs(program, handler, args.input or [], args.input_json)
     config = run_config(args)
-    if not args.quiet and sys.stderr.isatty():
+    if not args.quiet and sys.stderr.isatty() and not args.stream:
         config.progress = Progress(handler)
+    printed = False
     try:
-        result = run(program, handler, inputs, config)
+        if args.stream:
+            from .stream import run_streamed
+
+            result, printed = run_streamed(program, handler, inputs, config, quiet=args.quiet)
+        else:
+            result = run(program, handler, inputs, config)
     except InputError as exc:
         raise UsageError(f"pflow run: {exc}") from None
     except RunFailed as exc:
@@ -165,7 +179,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                   file=sys.stderr)
         return EXIT_FAILED
     Progress.clear()
-    print(show_value(result.value, args.json))
+    if not printed or args.json:
+        print(show_value(result.value, args.json))
     if not args.quiet:
         t = result.trace.totals
         where = f" · trace {rel(result.trace_path)}" if result.trace_path else ""
@@ -191,6 +206,9 @@ def add_parser(sub: Any) -> None:
     add_model_options(r, concurrency="most model and tool calls in flight at once (default 64)",
                       trace_dir="where to write the trace", no_trace="do not write a trace")
     r.add_argument("--json", action="store_true", help="print the result as JSON even if text")
+    r.add_argument("--stream", action="store_true",
+                   help="print the result's text as the model writes it (when the last step is "
+                        "a prompt with a str result) and a line per step on stderr")
     r.add_argument("-q", "--quiet", action="store_true", help="no summary or warning count on "
                                                               "stderr")
     r.add_argument("-v", "--verbose", action="store_true", help="print check warnings (not just "

@@ -19,8 +19,9 @@ from ..lang.jsondata import to_data
 from ..lang.values import conform
 from .context import RunConfig, RunContext
 from .errors import InputError, RunError
+from .observe import notify, recorder_for, run_observers
 from .sync import run_sync
-from .trace import Trace, TraceRecorder, default_trace_dir, write_trace
+from .trace import Trace, default_trace_dir, write_trace
 
 log = logging.getLogger("promptflow_dsl")
 
@@ -88,7 +89,8 @@ async def arun(program: CheckedProgram, handler: str, inputs: dict[str, Any] | N
     h = program.handler(handler)
     values = prepare_inputs(h, handler, dict(inputs or {}))
     root = _project_root(program)
-    recorder = TraceRecorder(program.entry.uri, handler, values)
+    observers = run_observers(config)
+    recorder = recorder_for(observers, program.entry.uri, handler, values)
     cache = None
     if config.cache != CacheMode.OFF:
         cache = ResponseCache(config.cache_dir or default_cache_dir(root))
@@ -108,6 +110,8 @@ async def arun(program: CheckedProgram, handler: str, inputs: dict[str, Any] | N
         error = str(failure) if failure else (None if ok else "interrupted before it finished")
         trace = recorder.to_trace(output=value if ok else None, status="ok" if ok else "failed",
                                   error=error, models=models)
+        if observers:
+            notify(getattr(recorder, "observers", ()), "run_finished", trace)
         path = None
         if config.write_trace:
             try:

@@ -82,6 +82,10 @@ class RunConfig:
     intercept: Callable[[str, str], Backend | None] | None = None
     # (model name, backend) -> the backend to use; `pflow test --record` wraps real models.
     wrap: Callable[[str, Backend], Backend] | None = None
+    # watch the run as it goes (observe.RunObserver: steps, model calls, streamed text)
+    observers: tuple[Any, ...] = ()
+    # export OpenTelemetry spans: True / False, or None to follow OTEL_EXPORTER_OTLP_ENDPOINT
+    otel: bool | None = None
 
 
 def declared_models(program: CheckedProgram) -> dict[str, dict[str, ModelInfo]]:
@@ -172,6 +176,11 @@ class RunContext:
 
     def handler(self, key: str) -> HandlerInfo:
         return self._handlers[key]
+
+    @property
+    def observers(self) -> tuple[Any, ...]:
+        """The run's observers (those of an ``ObservedRecorder``; none otherwise)."""
+        return getattr(self.trace, "observers", ())
 
     async def call_by_position(self, key: str, values: list[Any], names: list[str | None], *,
                                call: ast.Call | None, caller: str | None,
@@ -359,7 +368,12 @@ class RunContext:
         for i, candidate in enumerate(chain):
             model_id = self.backend_for(h, candidate)[0]
             try:
-                data, hit = await self._one_model_call(h, candidate, kind, payload, params, call)
+                if self.observers:
+                    data, hit = await self._observed_call(h, candidate, model_id, kind, payload,
+                                                          params, call)
+                else:
+                    data, hit = await self._one_model_call(h, candidate, kind, payload, params,
+                                                           call)
             except ScriptError as exc:
                 raise ScriptRefused(str(exc.args[0]), span=h.decl.name_span,
                                     handler=self.program.display_name(h.key)) from None
@@ -372,6 +386,31 @@ class RunContext:
                 self._fell_back(failed, candidate, model_id)
             return data, hit, model_id
         raise AssertionError("unreachable: the chain holds the model itself")  # pragma: no cover
+
+    async def _observed_call(self, h: HandlerInfo, model_name: str, model_id: str, kind: str,
+                             payload: dict[str, Any], params: GenParams | None,
+                             call: Callable[[Backend, GenParams | None], Any]
+                             ) -> tuple[dict[str, Any], bool]:
+        """:meth:`_one_model_call`, then the observers hear of it (answered or failed)."""
+        from .observe import ModelCall, notify
+
+        merged = None
+        if params is not None:
+            merged = self.registry.gen_params(self.backend_for(h, model_name)[2], params)
+        request: dict[str, Any] = {k: payload[k] for k in ("messages", "prefix", "continuations",
+                                                           "texts") if k in payload}
+        started = time.time_ns()
+        try:
+            data, hit = await self._one_model_call(h, model_name, kind, payload, params, call)
+        except ModelError as exc:
+            notify(self.observers, "model_called", ModelCall(
+                _current_step.get(), model_id, kind, request, merged, None, False, started,
+                time.time_ns(), mask(str(exc), self.secrets)))
+            raise
+        notify(self.observers, "model_called", ModelCall(
+            _current_step.get(), model_id, kind, request, merged, data, hit, started,
+            time.time_ns()))
+        return data, hit
 
     async def _one_model_call(self, h: HandlerInfo, model_name: str, kind: str,
                               payload: dict[str, Any], params: GenParams | None,
@@ -422,13 +461,64 @@ class RunContext:
 
         Raises :class:`RunError` when the model fails for good.
         """
+        step = _current_step.get()
+        watchers = self._text_watchers(h, step)
+        streamed = False
+
         async def call(backend: Backend, merged: GenParams | None) -> dict[str, Any]:
+            nonlocal streamed
             assert merged is not None
+            if watchers and backend.capabilities.streaming and merged.json_schema is None \
+                    and merged.grammar is None:
+                streamed = True
+                return self._reply_data(await self._stream_chat(backend, messages, merged,
+                                                                watchers, step))
             return self._reply_data(await backend.chat(messages, merged))
 
         data, hit, model_id = await self._model_call(
             h, model_name, "chat", {"messages": [m.as_dict() for m in messages]}, params, call)
+        if watchers and not streamed and data["text"]:  # a cached (or unstreamable) reply
+            self._tell_text(watchers, step, data["text"])
         return self._reply_of(data, model_id), hit, model_id
+
+    def _text_watchers(self, h: HandlerInfo, step: Step | None) -> tuple[Any, ...]:
+        """The observers that want ``step``'s reply text as it comes (a ``str`` result)."""
+        if not self.observers or step is None:
+            return ()
+        from ..lang.types import STR
+
+        if h.signature.returns != STR:
+            return ()
+        return tuple(o for o in self.observers if o.streams(step))
+
+    @staticmethod
+    def _tell_text(watchers: tuple[Any, ...], step: Step | None, text: str) -> None:
+        from .observe import notify
+
+        notify(watchers, "text", step, text)
+
+    async def _stream_chat(self, backend: Backend, messages: list[Message], params: GenParams,
+                           watchers: tuple[Any, ...], step: Step | None) -> Reply:
+        """A chat reply read as a stream, each piece passed to ``watchers`` as it arrives.
+        Raises ``ModelError`` as the backend's stream does."""
+        from ..models.base import Usage
+
+        parts: list[str] = []
+        usage: Usage | None = None
+        finish: str | None = None
+        events = backend.stream(messages, None, params)
+        try:
+            async for event in events:
+                if event.text:
+                    parts.append(event.text)
+                    self._tell_text(watchers, step, event.text)
+                usage = event.usage or usage
+                finish = event.finish_reason or finish
+        finally:
+            closer = getattr(events, "aclose", None)
+            if closer is not None:
+                await closer()
+        return Reply("".join(parts), backend.model_id, usage or Usage(), finish)
 
     async def complete(self, h: HandlerInfo, model_name: str | None, prefix: str,
                        params: GenParams) -> tuple[Reply, bool, str]:

@@ -35,6 +35,7 @@ from ..lang.row_types import ABSENT, RowTypeError, cell_value
 from ..lang.values import conform
 from .context import RunConfig, RunContext
 from .errors import InputError, RunError, ScriptRefused
+from .observe import notify, recorder_for, run_observers
 from .trace import (
     Totals,
     Trace,
@@ -274,6 +275,7 @@ class RowRunner:
         self._shared = RunContext(program, config, TraceRecorder(program.entry.uri, "rows"),
                                   cache)
         self._secrets = env_secrets()
+        self._observers = run_observers(config)  # each row is a run of its own to them
         self._closed = False
         self._trace_errors = 0
 
@@ -300,8 +302,8 @@ class RowRunner:
         own (``entry`` and ``inputs`` are what the trace records), written when the scope
         closes. The scope's ``RowCall`` is available as ``scope.result`` after it closed.
         A :class:`RunError` raised inside propagates after the trace was written."""
-        recorder = TraceRecorder(self.program.entry.uri, entry, dict(inputs),
-                                 secrets=self._secrets)
+        recorder = recorder_for(self._observers, self.program.entry.uri, entry, dict(inputs),
+                                secrets=self._secrets)
         scope = RowScope(self._shared.fork(recorder), recorder)
         started = time.perf_counter()
         error: BaseException | None = None
@@ -321,7 +323,7 @@ class RowRunner:
             else:
                 text = scope.failed
             path = None
-            if self.trace_dir is None:  # nothing to write: only the totals
+            if self.trace_dir is None and not self._observers:  # nothing to write: the totals
                 totals = compute_totals(recorder.steps)
             else:
                 trace = recorder.to_trace(output=None if error is not None else scope.output,
@@ -329,6 +331,8 @@ class RowRunner:
                                           models=self._shared.registry.used)
                 totals = trace.totals
                 path = self._write(trace)
+                if self._observers:
+                    notify(getattr(recorder, "observers", ()), "run_finished", trace)
             scope.result = RowCall(
                 value=scope.output, trace_id=recorder.run_id if path is not None else "",
                 trace_path=path, totals=totals, latency=time.perf_counter() - started)
