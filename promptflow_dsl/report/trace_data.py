@@ -55,6 +55,9 @@ def _step_json(step: Step, index: int, parent: int, origin: dt.datetime,
     out.update({k: v for k, v in optional.items() if v is not None})
     if step.usage is not None:
         out["tin"], out["tout"] = step.usage.prompt_tokens, step.usage.completion_tokens
+    unknown = getattr(step, "usage_unknown", None)  # calls whose server reported no usage
+    if unknown:
+        out["uu"] = unknown
     if step.attempts != 1:
         out["a"] = step.attempts
     if step.inputs:
@@ -88,7 +91,8 @@ def _trace_header(trace: Trace) -> dict[str, Any]:
             "inputs": trace.inputs, "output": trace.output, "models": trace.models,
             "totals": {"calls": t.calls, "cache_hits": t.cache_hits,
                        "prompt_tokens": t.prompt_tokens,
-                       "completion_tokens": t.completion_tokens, "cost": t.cost}}
+                       "completion_tokens": t.completion_tokens, "cost": t.cost,
+                       "usage_unknown": getattr(t, "usage_unknown", 0)}}
 
 
 def trace_view(trace: Trace) -> ViewData:

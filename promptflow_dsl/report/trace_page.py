@@ -34,6 +34,8 @@ def _short(value: Any, limit: int = 160) -> str:
 def _totals(t: dict[str, Any]) -> str:
     text = (f"{t.get('calls', 0)} model calls ({t.get('cache_hits', 0)} cached) · "
             f"{t.get('prompt_tokens', 0)}+{t.get('completion_tokens', 0)} tokens")
+    if t.get("usage_unknown"):
+        text += f" (usage unknown for {t['usage_unknown']} calls)"
     if t.get("cost") is not None:
         text += f" · ${t['cost']:.4f}"
     return text

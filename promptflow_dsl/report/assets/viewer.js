@@ -288,6 +288,10 @@
     box.appendChild(rawData(ev || {}));
     return box;
   }
+  function tokens(s) {
+    if (s.tin === undefined) return s.uu ? "unknown (" + s.uu + " calls reported no usage)" : undefined;
+    return s.tin + " in + " + s.tout + " out" + (s.uu ? " (+ " + s.uu + " calls with usage unknown)" : "");
+  }
   function showDetail(k) {
     var s = S[k];
     detail.textContent = "";
@@ -299,7 +303,7 @@
     detail.appendChild(facts([
       ["step", s.id], ["kind", s.k], ["status", s.st], ["defined at", where],
       ["model", s.m], ["answered by", s.ab], ["started", "+" + ms(s.t)], ["latency", ms(s.d)],
-      ["tokens", s.tin !== undefined ? s.tin + " in + " + s.tout + " out" : undefined],
+      ["tokens", tokens(s)],
       ["cost", s.c !== undefined ? "$" + (+s.c).toFixed(6) : undefined],
       ["cache hit", s.ch === undefined ? undefined : (s.ch ? "yes" : "no")],
       ["model calls", s.n !== undefined ? s.n + (s.nh ? " (" + s.nh + " cached)" : "") : undefined],
