@@ -1,7 +1,9 @@
 """Fixtures of the real-server tests: ``real_server`` (llama-cpp-python's server, chat
 and completions, ``--n_ctx 2048``, ``--interrupt_requests false``), ``interrupting_server``
-(the same with the server's default: a new request cuts the stream in progress short) and ``embedding_server`` (the same model with
-``--embedding true``), each started once per session and stopped by its PID at the end
+(the same with the server's default: a new request cuts the stream in progress short),
+``embedding_server`` (the same model with ``--embedding true``: one vector per token)
+and ``pooled_server`` (``--embedding true`` with mean pooling, ``pooled_server.py``),
+each started once per session and stopped by its PID at the end
 (``llama_server.py``); probing of server profiles is on, into a per-test cache file.
 """
 
@@ -49,6 +51,16 @@ def _probing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.fixture(scope="session")
 def interrupting_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server = start_server(tmp_path_factory.mktemp("realserver_int"))
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture(scope="session")
+def pooled_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = start_server(tmp_path_factory.mktemp("realserver_pooled"), "--embedding", "true",
+                          pooled=True)
     try:
         yield server
     finally:

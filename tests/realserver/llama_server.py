@@ -83,16 +83,22 @@ class Server:
             self.process.wait(timeout=10)
 
 
-def start_server(log_dir: Path, *extra: str) -> Server:
-    """Start ``python -m llama_cpp.server`` and wait for ``/v1/models``. Raises
-    ``RuntimeError`` (with the end of its log) when it does not come up."""
+POOLED = Path(__file__).with_name("pooled_server.py")
+"""The same server with mean pooling (its CLI has no option for it)."""
+
+
+def start_server(log_dir: Path, *extra: str, pooled: bool = False) -> Server:
+    """Start ``python -m llama_cpp.server`` (``pooled``: through ``pooled_server.py``, mean
+    pooling) and wait for ``/v1/models``. Raises ``RuntimeError`` (with the end of its
+    log) when it does not come up."""
     reason = _server_importable()
     if reason is not None:
         pytest.skip(reason)
     port = free_port()
     log = log_dir / f"llama_cpp_server_{port}.log"
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "PYTHONUNBUFFERED": "1"}  # the log at once
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path()),
+    launch = [str(POOLED)] if pooled else ["-m", "llama_cpp.server"]
+    cmd = [sys.executable, *launch, "--model", str(gguf_path()),
            "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(N_CTX), *extra]
     with log.open("wb") as out:
         process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)

@@ -285,8 +285,9 @@ def test_sketch_choice_holes_are_scored_with_log_probs(real_server: Server, proj
 def test_a_route_by_embedding(real_server: Server, embedding_server: Server, project: Path,
                               client: str, tmp_path: Path):
     # the route embeds its demos and the question through /v1/embeddings of the second
-    # server. llama-cpp-python cannot pool the vectors of this (generative) model: it
-    # answers one vector per token, which pflow refuses with a clear error
+    # server. Started from its command line, llama-cpp-python's server does not pool the
+    # vectors of this (generative) model (it has no pooling option): it answers one vector
+    # per token, which pflow refuses with a clear error (test_pooled_embeddings.py: pooled)
     program = load(project, client, real_server.base_url, emb_base=embedding_server.base_url)
     b = backend(client, embedding_server.base_url, embeddings=True)
     mark = embedding_server.mark()
