@@ -11,14 +11,18 @@ root — the nearest folder above the entry file holding ``pyproject.toml`` or
 from __future__ import annotations
 
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..diagnostics import Diagnostic, Span, error
 from ..resources import stdlib_dir
 from ..syntax import SourceFile, ast, parse_module, read_source
-from ..syntax.source import display_name, file_kind, path_problem, shown_path
+from ..syntax.source import display_name, file_kind, normalize, path_problem, shown_path
+
+#: ``parse_module``'s signature: a source file -> its module (``None`` when it did not
+#: parse) and the diagnostics found
+ParseFn = Callable[[SourceFile], "tuple[ast.Module | None, list[Diagnostic]]"]
 
 PROJECT_MARKERS = ("pyproject.toml", "pflow.toml")
 
@@ -145,8 +149,15 @@ class LoadResult:
 
 
 class Loader:
-    def __init__(self, project: Project) -> None:
+    """Loads modules from disk.  ``overlay`` maps resolved paths (as text) to texts that
+    stand in for those files (an editor's unsaved buffers); ``parse`` replaces
+    :func:`parse_module` (a caller may cache it by content)."""
+
+    def __init__(self, project: Project, overlay: Mapping[str, str] | None = None,
+                 parse: ParseFn | None = None) -> None:
         self.project = project
+        self.overlay: Mapping[str, str] = overlay or {}
+        self.parse: ParseFn = parse or parse_module
         self.modules: dict[str, LoadedModule] = {}
         self.order: list[str] = []
         self.diagnostics: list[Diagnostic] = []
@@ -158,7 +169,7 @@ class Loader:
         return LoadResult(key, self.modules, self.order, self.diagnostics)
 
     def _load(self, key: str, source: SourceFile, std_name: str | None) -> None:
-        module, diags = parse_module(source)
+        module, diags = self.parse(source)
         self.diagnostics.extend(diags)
         lm = LoadedModule(key, source, module, std_name)
         self.modules[key] = lm
@@ -185,7 +196,12 @@ class Loader:
             self.diagnostics.append(error(decl.span, f"import cycle: {names}"))
             return None
         if key not in self.modules:
-            source, rdiag = read_source(path, self._uri(path, std_name))
+            source: SourceFile | None
+            if key in self.overlay:
+                source = SourceFile(self._uri(path, std_name), normalize(self.overlay[key]), path)
+                rdiag = None
+            else:
+                source, rdiag = read_source(path, self._uri(path, std_name))
             if source is None:
                 assert rdiag is not None
                 self.diagnostics.append(error(decl.span, f"cannot import: {rdiag.message}"))
@@ -246,10 +262,13 @@ class Loader:
                                        f"this file and in the project folder)")
 
 
-def load(source: SourceFile, project: Project) -> LoadResult:
-    """Load the entry source and, transitively, every module it imports.
+def load(source: SourceFile, project: Project, overlay: Mapping[str, str] | None = None,
+         parse: ParseFn | None = None) -> LoadResult:
+    """Load the entry source and, transitively, every module it imports (an imported
+    file whose resolved path is a key of ``overlay`` is read from there, not from disk;
+    ``parse`` replaces :func:`parse_module`).
 
     Never raises for user errors: missing files, syntax errors and import cycles are
     returned as diagnostics.
     """
-    return Loader(project).load_entry(source)
+    return Loader(project, overlay, parse).load_entry(source)
