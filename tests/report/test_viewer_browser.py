@@ -136,6 +136,9 @@ def test_search_and_filters(driver, page: Path):
 def test_a_hash_selects_its_step(driver, page: Path):
     driver.get(page.as_uri() + "#s6")
     assert "lookup" in detail_text(driver)
+    driver.get(page.as_uri() + "#%E0%A4%A")  # malformed: nothing selected, no error
+    driver.refresh()
+    assert "Select a step" in detail_text(driver)
     assert console_errors(driver) == []
 
 

@@ -358,7 +358,8 @@
   Object.keys(models).sort().forEach(function (m) { var o = el("option", null, m); o.value = m; modelSel.appendChild(o); });
   flatten();
   render();
-  var want = decodeURIComponent((location.hash || "").slice(1));
+  var want = (location.hash || "").slice(1);
+  try { want = decodeURIComponent(want); } catch (err) { /* a malformed address: use it as it is */ }
   if (want) {
     for (i = 0; i < N; i++) if (S[i].id === want) { select(i, true); break; }
   }
