@@ -19,10 +19,21 @@
    other values as JSON data) or contains it (``contains``).  The best candidate per
    expert is kept; a tie keeps the earlier one, so the baseline wins ties.
 
-Candidates are proposed and scored round-robin over the experts, so a budget that
-runs out is shared fairly.  The budget counts chat calls that reached a model
-(cache hits are free); a call that would exceed it is not made.  Delegating experts
-are left as they are.
+**A fair budget.**  The budget counts chat calls that reached a model (cache hits
+are free).  What is left after routing is split evenly over the experts to optimize
+(:func:`shares`); each expert scores its instructions on as many rows of its region
+as let its baseline and at least one candidate fit in its share (:func:`rows_for`; a
+seeded sample of the region when it is larger), so every expert is scored.
+Candidates are proposed and scored round-robin; a call that would exceed an expert's
+share (or the budget) is not made.  :meth:`Result.spending` says how it went.
+Delegating experts are left as they are.
+
+**Held-back rows.**  :func:`split_holdout` keeps a seeded share of the evaluation
+rows away from the search; :func:`compare` then runs each through the route as it
+was and the optimized route: wins, losses, ties and the win rate (a tie counts half)
+with a 95% Wilson interval.
+
+Under ``protocol mop`` the search is MoP's own (:mod:`.mop_search`).
 """
 
 from __future__ import annotations
