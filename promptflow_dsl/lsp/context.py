@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_HEAD = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)")
+_HEAD = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)")
 
 
 @dataclass
