@@ -158,3 +158,10 @@ def test_the_command_line_exits_1_not_70(tmp_path: Path, capsys: pytest.CaptureF
     assert "overflow.pflow:2:8: error: model 'local/smollm2' failed for prompt 'p': the prompt (" \
         in err
     assert "does not fit the context window of 32 tokens" in err
+
+
+def test_an_n_ctx_that_is_not_a_window_size_fails_the_call() -> None:
+    with pytest.raises(RunFailed) as info:
+        program(0).run("letter", config=config(), question="?")
+    assert info.value.message == ("model 'local/smollm2' failed for prompt 'letter': n_ctx must be "
+                                  "an integer from 16 to 1,048,576 (got 0)")
