@@ -232,3 +232,13 @@ def test_constraints_on_the_embedded_model(tmp_path):
     holes = {e["hole"]: e for e in r.trace.steps[0].events if e["type"] == "hole"}
     assert holes["short"]["method"] == "grammar"
     assert f'Repeat "{v["short"]}":' in r.trace.steps[0].reply
+
+
+def test_a_hole_in_a_false_if_is_none(tmp_path):
+    text = sketch("{a: str?, b: str}",
+                  '{% if ask %}\nA: [a stop="\\n"]\n{% endif %}\nB: [b stop="\\n"]',
+                  decoder="interleaved", params="ask: bool")
+    r, _ = run(text, [" yes\n"], tmp_path, ask=False)
+    assert r.value == {"a": None, "b": "yes"}
+    r, _ = run(text, [" one\n", " two\n"], tmp_path, ask=True)
+    assert r.value == {"a": "one", "b": "two"}

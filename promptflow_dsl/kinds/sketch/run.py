@@ -1,26 +1,28 @@
 """Running a ``sketch`` handler: a template whose holes the model fills in order.
 
-The template is split by :func:`~promptflow_dsl.lang.holes.parse_template`; each
-literal segment is rendered by Jinja with the handler's inputs, separately and in
-order, and text a model wrote is never rendered.  The decoder is the declared one
+The template is split by :func:`~promptflow_dsl.lang.holes.parse_template` and
+rendered once by Jinja with the handler's inputs before any hole is filled
+(:mod:`.render`: a ``{% for %}`` may repeat a hole, a literal may insert an earlier
+hole's text); text a model wrote is never rendered.  The decoder is the declared one
 unless the model lacks what it needs (:func:`~promptflow_dsl.lang.decoding.decoder_plan`:
-``beam(n)`` needs log-probabilities, ``interleaved`` raw completion; otherwise
-``sequential``), and each hole's constraint is enforced as
+``var(n)`` / ``beam_var(n)`` need log-probabilities, ``interleaved`` raw completion;
+otherwise ``sequential``), and each hole's constraint is enforced as
 :func:`~promptflow_dsl.lang.decoding.hole_method` says: choices (and bools)
-*scored* with log-probabilities, ints / floats / regexes decoded under a
-*grammar*, or the answer *validated* and the model re-asked up to ``retries``
-times.  Every value is validated, whatever enforced it.  The decoders live in
-:mod:`.sketch_decoders`; this module holds the shared machinery: model calls
-recorded on the step's ledger, the chat request that asks for one hole, choice scoring, raw
-continuation, value parsing and the trace events.
+*scored* with log-probabilities, ints / floats / regexes (and character bounds)
+decoded under a *grammar*, or the answer *validated* and the model re-asked up to
+``retries`` times.  Every value is validated, whatever enforced it.  The decoders
+live in :mod:`.decoders`; this module holds the shared machinery: model calls
+recorded on the step's ledger, the chat request that asks for one hole, choice
+scoring, raw continuation, value parsing and the trace events.
 
-Values: a hole's value is the generated text up to its terminator (its
-``stop``, else the first characters of the template text after it, e.g. ``"."``
+Values: a hole's value is the generated text up to its terminator (the first of its
+``stop`` strings, else the first characters of the template text after it, e.g. ``"."``
 or ``"\\nAnswer:"``; a typed hole that ends the template ends at a newline),
-without the terminator and stripped of surrounding whitespace; ``int``, ``float``
-and ``bool`` holes give numbers and booleans, choice holes the choice's own
-spelling.  The result is a record of the holes, or the
-value itself when the return type is not a record (a single hole).
+without the terminator (with it for ``keep_stop``) and stripped of surrounding
+whitespace; ``int``, ``float`` and ``bool`` holes give numbers and booleans, choice
+holes the choice's own spelling.  The result is a record of the holes (a list for a
+hole inside a loop, none for a hole that did not occur), or the value itself when the
+return type is not a record (a single hole).
 """
 
 from __future__ import annotations
