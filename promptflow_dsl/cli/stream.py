@@ -3,7 +3,7 @@
 The text streamed to stdout is that of the prompt whose reply *is* the result: the
 entry handler itself when it is a prompt with a ``str`` result, or, for a flow, the
 prompt called by its ``return`` (``return write(...)``, or ``return v`` where ``v =
-write(...)``).  Every other step called by the entry gets a line on stderr when it
+write(...)``) when the flow calls that prompt nowhere else.  Every other step called by the entry gets a line on stderr when it
 starts and when it ends.  Any other result is printed whole at the end, as without
 ``--stream``.
 """
@@ -49,7 +49,14 @@ def streamed_handler(program: CheckedProgram, handler: str) -> str | None:
         return None
     if len(found) != 1 or found[0].handler is None:
         return None
-    callee = program.all_handlers()[found[0].handler]
+    key = found[0].handler
+    # the flow must call that prompt only there: its other calls could not be told apart
+    nodes = {sid for sid, s in plan.steps.items() if s.kind == "handler" and s.handler == key}
+    callers = {u for u, v, _ in plan.edges() if v in nodes and plan.steps[u].kind != "handler"}
+    callers |= {sid for sid, s in plan.steps.items() if s.kind in ("call", "map") and s.handler == key}
+    if callers != {found[0].id}:
+        return None
+    callee = program.all_handlers()[key]
     if callee.kind != "prompt" or callee.signature.returns != STR or not _chat_prompt(callee):
         return None
     return program.display_name(callee.key)

@@ -110,8 +110,8 @@ async def stream_run(program: CheckedProgram, handler: str, inputs: dict[str, An
                      text_of: Callable[[Step], bool] | None = None) -> AsyncIterator[RunEvent]:
     """Run ``handler`` and yield its events as they happen, :class:`Finished` last.
 
-    ``text_of(step)`` says which steps' reply text to stream (default: every prompt
-    with a ``str`` result).  Raises what :func:`promptflow_dsl.runtime.arun` raises
+    ``text_of(step)`` says which steps' reply text to stream (default: the steps of
+    prompts; only a prompt with a ``str`` result, without hooks, has text to stream).  Raises what :func:`promptflow_dsl.runtime.arun` raises
     (``KeyError``, ``InputError``, ``RunFailed``) after the events before the failure
     were yielded.  Leaving the iteration early cancels the run.
     """
@@ -119,7 +119,7 @@ async def stream_run(program: CheckedProgram, handler: str, inputs: dict[str, An
 
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[Any] = asyncio.Queue()
-    feed = _Feed(loop, queue, text_of or (lambda step: True))
+    feed = _Feed(loop, queue, text_of or (lambda step: step.kind == "prompt"))
     config = replace(config or RunConfig(), observers=(*(config.observers if config else ()), feed))
 
     async def body() -> Any:

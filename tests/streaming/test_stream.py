@@ -162,3 +162,19 @@ def test_cli_run_stream_of_a_non_text_result_prints_the_value(tmp_path, capsys):
     code = cli.main(["run", str(path), "f", "-i", "x=hey", "--stream", "--no-cache", "--no-trace"])
     out, err = capsys.readouterr()
     assert code == 0 and out.startswith("[") and out.count("hey") == 2
+
+
+def test_cli_run_stream_does_not_stream_a_prompt_the_flow_also_calls_elsewhere(tmp_path, capsys):
+    path = tmp_path / "p.pflow"
+    path.write_text('model m = "echo"\nprompt say(x: str) -> str {\n  model m\n  user "{{ x }}"\n}\n'
+                    'flow f(x: str) -> str {\n  a = say(x=x)\n  return say(x=a + "!")\n}\n'
+                    'flow g(x: str) -> str {\n  a = x + "?"\n  return say(x=a)\n}\n')
+    assert cli.main(["run", str(path), "f", "-i", "x=hey", "--stream", "--no-cache",
+                     "--no-trace"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "hey!\n"  # printed once, at the end: the first call's text is not shown
+    assert err.count("say") >= 2
+    assert cli.main(["run", str(path), "g", "-i", "x=hey", "--stream", "--no-cache",
+                     "--no-trace", "-q"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "hey?\n" and err == ""
