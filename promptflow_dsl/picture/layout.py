@@ -164,8 +164,8 @@ def layout(plan: Plan, title: str = "") -> Layout:
     for u, v, kind in plan.edges():
         if kind == "call" and plan.steps[u].kind != "handler":
             continue  # a call step names its callee; 50 edges to one box say nothing more
-        if u == v:
-            loops.append(Link(u, v, kind, _edge_label(plan, u, v, kind)))
+        if u == v:  # drawn as a small loop, unlabelled (its dash says what it is)
+            loops.append(Link(u, v, kind, None))
             continue
         e = graphs.Edge(vertices[u], vertices[v])
         e.view = _EdgeView()

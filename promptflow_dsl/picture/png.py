@@ -8,7 +8,7 @@ import io
 from typing import Any
 
 from .layout import CHAR_W, FONT_SIZE, INSTALL, LINE_H, MARGIN, Layout, MissingExtra
-from .svg import EDGE_STYLE, KIND_STYLE, corner_radius, legend_height, shape_points
+from .svg import EDGE_STYLE, KIND_STYLE, corner_radius, picture_size, shape_points
 
 DPI = 100.0
 
@@ -30,8 +30,7 @@ def render_png(layout: Layout, scale: float = 1.5) -> bytes:
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Polygon
     from matplotlib.path import Path as MPath
 
-    legend_h = legend_height(layout)
-    width, height = layout.width, layout.height + legend_h
+    width, height = picture_size(layout)
     fig = figure_class(figsize=(width / DPI, height / DPI), dpi=DPI * scale)
     ax = fig.add_axes((0, 0, 1, 1))
     ax.set_xlim(0, width)

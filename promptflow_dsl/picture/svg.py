@@ -42,11 +42,15 @@ def legend_height(layout: Layout) -> float:
     return LEGEND_ROW * (2 if kinds and edges else 1) + MARGIN
 
 
+def picture_size(layout: Layout) -> tuple[float, float]:
+    """(width, height) of the whole picture: the graph, and the legend under it."""
+    return (max(layout.width, _legend_width(layout) + 2 * MARGIN),
+            layout.height + legend_height(layout))
+
+
 def render_svg(layout: Layout) -> str:
     """The SVG document of ``layout`` (UTF-8 text, standalone)."""
-    legend_h = legend_height(layout)
-    width = max(layout.width, _legend_width(layout) + 2 * MARGIN)
-    height = layout.height + legend_h
+    width, height = picture_size(layout)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
            f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="{escape(FONT)}" '
            f'font-size="{FONT_SIZE:.0f}">']
