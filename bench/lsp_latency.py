@@ -8,7 +8,7 @@ the time from sending ``didChange`` to receiving the ``publishDiagnostics`` of t
 version is measured.  The server's change debounce is set to ``--debounce`` ms (0 by
 default: the number is the server's own work plus the transport; an editor waits the
 default debounce of 150 ms on top).  The same edits are also checked in-process
-(``promptflow_dsl.lsp.analysis.analyse`` with a warm parse cache), without the protocol.
+(``promptflow_dsl.lsp.analysis.analyse`` with warm caches), without the protocol.
 
     python bench/lsp_latency.py [--lines 1000] [--edits 100] [--debounce 0]
 """
@@ -131,13 +131,14 @@ async def over_stdio(path: Path, text: str, edits: int, debounce: float) -> list
 
 def in_process(path: Path, text: str, edits: int) -> list[float]:
     from promptflow_dsl.lsp.analysis import ParseCache, analyse
+    from promptflow_dsl.lsp.incremental import ModuleCheckCache
 
-    cache = ParseCache()
-    analyse(path, text, 1, {}, cache)
+    cache, modules = ParseCache(), ModuleCheckCache()
+    analyse(path, text, 1, {}, cache, None, modules)
     times = []
     for n in range(edits):
         start = time.perf_counter()
-        analyse(path, edited(text, n), n + 2, {}, cache)
+        analyse(path, edited(text, n), n + 2, {}, cache, None, modules)
         times.append(time.perf_counter() - start)
     return times
 

@@ -4,7 +4,8 @@
 the open buffers, parses through a :class:`ParseCache` (modules keyed by name and
 content digest, so an import that did not change is never parsed again) and checks the
 result.  A :class:`ResultCache` keeps whole check results keyed by the digests of every
-module they read, so re-checking unchanged texts (a save, a dependent re-check) costs
+module they read, and a :class:`~.incremental.ModuleCheckCache` the checked imported
+modules (an import that did not change is not checked again), so re-checking unchanged texts (a save, a dependent re-check) costs
 a look-up.  Texts other than ``.pflow`` files (prompt files, demos, data) are not part
 of the keys: the server clears the result cache when a file is saved.
 """
@@ -23,6 +24,8 @@ from ..check.program import CheckedModule, CheckedProgram
 from ..diagnostics import Diagnostic
 from ..syntax import SourceFile, ast, parse_module
 from ..syntax.source import display_name, normalize
+from .chunks import ChunkCache
+from .incremental import ModuleCheckCache, check_reusing
 
 
 def digest(text: str) -> str:
@@ -31,10 +34,13 @@ def digest(text: str) -> str:
 
 class ParseCache:
     """``parse_module`` memoized by (file name, content digest), least recently used
-    entries dropped past ``size``."""
+    entries dropped past ``size``; a text not seen before is parsed declaration by
+    declaration (:class:`~.chunks.ChunkCache`), so an edit re-parses only the
+    declarations it changed."""
 
     def __init__(self, size: int = 512) -> None:
         self.size = size
+        self.chunks = ChunkCache()
         self.entries: OrderedDict[tuple[str, str], tuple[ast.Module | None, list[Diagnostic]]]
         self.entries = OrderedDict()
         self.hits = 0
@@ -48,7 +54,7 @@ class ParseCache:
             self.hits += 1
             return found[0], list(found[1])
         self.misses += 1
-        module, diags = parse_module(source)
+        module, diags = self.chunks.parse(source, parse_module)
         self.entries[key] = (module, list(diags))
         if len(self.entries) > self.size:
             self.entries.popitem(last=False)
@@ -133,13 +139,15 @@ def load_with(path: Path, text: str, overlay: Mapping[str, str], parse: ParseCac
 
 
 def analyse(path: Path, text: str, version: int | None, overlay: Mapping[str, str],
-            parse: ParseCache, results: ResultCache | None = None) -> Analysis:
+            parse: ParseCache, results: ResultCache | None = None,
+            modules: ModuleCheckCache | None = None) -> Analysis:
     """Load and check ``text`` as the file ``path``; never raises for user errors."""
     loaded, project = load_with(path, text, overlay, parse)
     key = tuple(sorted((k, digest(m.source.text)) for k, m in loaded.modules.items()))
     found = results.get(key) if results is not None else None
     if found is None:
-        found = check_loaded(loaded, project)
+        found = (check_reusing(loaded, project, modules) if modules is not None
+                 else check_loaded(loaded, project))
         if results is not None:
             results.put(key, found)
     program, diags = found

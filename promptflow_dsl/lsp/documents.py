@@ -9,6 +9,7 @@ from urllib.parse import unquote, urlparse
 from urllib.request import pathname2url
 
 from .analysis import Analysis, ParseCache, ResultCache, analyse
+from .incremental import ModuleCheckCache
 
 
 def uri_to_path(uri: str) -> Path | None:
@@ -38,6 +39,7 @@ class DocumentStore:
         self.docs: dict[str, Document] = {}
         self.parse = ParseCache()
         self.results = ResultCache()
+        self.modules = ModuleCheckCache()
         self.analyses: dict[str, Analysis] = {}  # uri -> the newest analysis
         self.parsed: dict[str, Analysis] = {}  # uri -> the newest analysis whose text parsed
 
@@ -60,6 +62,11 @@ class DocumentStore:
         self.docs.pop(uri, None)
         self.analyses.pop(uri, None)
         self.parsed.pop(uri, None)
+
+    def forget_checks(self) -> None:
+        """Drop cached check results (files other than ``.pflow`` ones may have changed)."""
+        self.results.clear()
+        self.modules.clear()
 
     def overlay(self) -> dict[str, str]:
         """Resolved path (as text) -> unsaved text, for every open document."""
@@ -90,7 +97,7 @@ class DocumentStore:
         if doc is None:
             return None
         result = analyse(doc.path, doc.text, doc.version, self.overlay(), self.parse,
-                         self.results)
+                         self.results, self.modules)
         self.analyses[uri] = result
         if result.entry.module is not None:
             self.parsed[uri] = result

@@ -130,7 +130,7 @@ def build_server() -> PflowServer:
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_SAVE, lsp.SaveOptions(include_text=False))
     def did_save(ls: PflowServer, params: lsp.DidSaveTextDocumentParams) -> None:
-        ls.store.results.clear()  # prompt files, demos and data may have changed on disk
+        ls.store.forget_checks()  # prompt files, demos and data may have changed on disk
         if params.text_document.uri in ls.store.docs:
             ls.check_and_publish(params.text_document.uri)
 
