@@ -26,8 +26,8 @@ from .details import (
     DEFAULT_MAX_STEPS,
     MAX_DEPTH_LIMIT,
     DecomposeDetails,
+    known_op,
 )
-from .reference import known_op
 
 PROTOCOLS = ("pflow", "decomp")
 MAX_BEAM = 16

@@ -14,6 +14,17 @@ MAX_DEPTH_LIMIT = 100
 """The largest ``max_depth`` the checker accepts: a failure deep in a decomposition
 names every step on the way, so the message grows with the square of the depth."""
 
+#: ``protocol decomp``: the first parts of an op and its sub-ops (``project_values_flat``)
+REF_FIRST_OPS = ("select", "project", "projectValues", "projectKeys", "filter")
+REF_SUB_OPS = ("flat", "unique", "keys", "values")
+
+
+def known_op(op: str) -> bool:
+    """Whether ``protocol decomp`` can run ``op``: its first part (``filter(#2)`` is
+    ``filter``) and every sub-op after it."""
+    parts = op.split("_")
+    return parts[0].split("(")[0] in REF_FIRST_OPS and all(p in REF_SUB_OPS for p in parts[1:])
+
 
 @dataclass(frozen=True, kw_only=True)
 class DecomposeDetails(Details):

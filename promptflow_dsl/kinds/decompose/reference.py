@@ -25,13 +25,17 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from .details import REF_SUB_OPS as _SUB_OPS
+from .details import known_op
+
+__all__ = ["known_op"]  # the checker's rule, the same for the run
+
 EOQ = "[EOQ]"
 
 _MODEL_Q = re.compile(r"\[([^\]]+)\] (.*)")
 _OP_MODEL_Q = re.compile(r"\((.+)\) \[([^\]]+)\] (.*)")
 _OP_ONLY = re.compile(r"\((.+)\)(.*)")
 _INDEX = re.compile(r"#(\d)")
-_SUB_OPS = ("flat", "unique", "keys", "values")
 
 
 class RefError(ValueError):
@@ -255,14 +259,6 @@ def sub_ops(op: str, answers: Any) -> Any:
         except (TypeError, IndexError, KeyError) as exc:
             raise RefError(f"_{sub} cannot be applied to {dumps(answers)}: {exc}") from None
     return normalize(answers)
-
-
-def known_op(op: str) -> bool:
-    """Whether the executor can run ``op`` (its first part and every sub-op)."""
-    parts = op.split("_")
-    first = parts[0].split("(")[0]
-    return (first in ("select", "project", "projectValues", "projectKeys", "filter")
-            and all(p in _SUB_OPS for p in parts[1:]))
 
 
 def final_answer(answer_json: str) -> Any:

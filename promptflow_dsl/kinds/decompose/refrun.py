@@ -195,13 +195,13 @@ class RefDecomposition(_Decomposition):
         line = st.pending
         try:
             parsed = parse(line)
-            key = self._handler_key(k, StepLine(line, handler=parsed.handler))
+            key = self.handlers.get(parsed.handler)  # exact, as the reference's router
+            if key is None:
+                raise RefError(f"unknown handler '{parsed.handler}' in {line!r} (handlers: "
+                               f"{', '.join(self.handlers) or 'none'})")
             items, questions = self._questions(parsed, st.answers)
         except RefError as exc:
             self._drop(f"step {k}: {exc}")
-            return None
-        except RunError as exc:  # an unknown handler
-            self.failure = exc.cause or exc.message
             return None
         show = StepLine(line, op="select" if parsed.op == "select" else "foreach",
                         op_written=None if parsed.op == "select" else parsed.op,
