@@ -107,6 +107,7 @@ class _SSE:
     def __init__(self, readline: Callable[[], Awaitable[bytes]], release: Callable[[], Any]) -> None:
         self._readline = readline
         self._release = release
+        self._left = http11.max_reply_bytes()  # an endless stream ends here, not in memory
 
     def __aiter__(self) -> _SSE:
         return self
@@ -116,6 +117,10 @@ class _SSE:
             raw = await self._readline()
             if not raw:
                 raise StopAsyncIteration
+            self._left -= len(raw)
+            if self._left < 0:
+                raise http11.ReplyTooLarge(f"the streamed reply is larger than "
+                                           f"{http11.max_reply_bytes():,} bytes")
             line = raw.decode("utf-8", errors="replace").strip()
             if not line.startswith("data:"):
                 continue
@@ -126,6 +131,20 @@ class _SSE:
 
     async def aclose(self) -> None:
         self._release()
+
+
+async def _read_capped(response: Any) -> bytes:
+    """An ``aiohttp`` response's body, at most ``http11.max_reply_bytes()`` (as the
+    HTTP/1.1 client bounds its own). Raises ``http11.ReplyTooLarge`` past it."""
+    cap = http11.max_reply_bytes()
+    parts: list[bytes] = []
+    size = 0
+    async for part in response.content.iter_chunked(1 << 16):
+        size += len(part)
+        if size > cap:
+            raise http11.ReplyTooLarge(f"the reply body is larger than {cap:,} bytes")
+        parts.append(part)
+    return b"".join(parts)
 
 
 class OpenAIHTTPBackend(LiteLLMBackend):
@@ -157,7 +176,8 @@ class OpenAIHTTPBackend(LiteLLMBackend):
         _holders.setdefault(asyncio.get_running_loop(), set()).add(id(self))
         url = base + path
         data = json.dumps(body).encode()
-        if http11.proxy_for(url) is None:
+        direct = http11.proxy_for(url) is None
+        if direct:
             response = await http11.pool().request("POST", url, headers, data)
             readline = response.readline
         else:  # a general client that speaks to the proxy
@@ -169,7 +189,7 @@ class OpenAIHTTPBackend(LiteLLMBackend):
                 raise HTTPStatusError(response.status, response.headers, text)
             if stream:
                 return _SSE(readline, response.release)
-            raw = await response.read()
+            raw = await (response.read() if direct else _read_capped(response))
         except BaseException:
             response.close()
             raise

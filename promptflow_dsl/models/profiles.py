@@ -35,6 +35,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import struct
 import tempfile
 import threading
@@ -335,6 +336,11 @@ def _recognize(root: str, base: str, headers: Mapping[str, str], owners: set[str
         return "llama-cpp-python", f"openapi title {title!r}"
     if "vllm" in title.lower():
         return "vllm", f"openapi title {title!r}"
+    if "litellm" in title.lower():  # the proxy sends no x-litellm headers on /v1/models
+        return "litellm-proxy", f"openapi title {title!r}"
+    alive = fetch(root + "/health/liveliness")  # the proxy's (its first /openapi.json is slow)
+    if alive and alive[0] == 200 and alive[2] == "I'm alive!":
+        return "litellm-proxy", "/health/liveliness"
     props = fetch(root + "/props")
     if props and props[0] == 200 and isinstance(props[2], dict) and (
             "default_generation_settings" in props[2] or "chat_template" in props[2]):
@@ -366,8 +372,24 @@ def _http_get(url: str, headers: Mapping[str, str] | None = None) -> tuple[int, 
     try:
         body = json.loads(raw) if raw else None
     except ValueError:
-        body = None
+        body = _openapi_head(raw)
     return status, {k.lower(): v for k, v in headers.items()}, body
+
+
+_OPENAPI_TITLE = re.compile(rb'^\s*\{\s*"openapi"\s*:\s*"[^"]*"\s*,\s*"info"\s*:\s*\{[^{}]*?'
+                            rb'"title"\s*:\s*"((?:[^"\\]|\\.){0,200})"')
+
+
+def _openapi_head(raw: bytes) -> dict[str, Any] | None:
+    """The title of an OpenAPI document cut at the read limit (the LiteLLM proxy's is
+    2 MB), as ``{"info": {"title": ...}}``; None for anything else."""
+    found = _OPENAPI_TITLE.match(raw[:65536])
+    if found is None:
+        return None
+    try:
+        return {"info": {"title": json.loads(b'"' + found.group(1) + b'"')}}
+    except ValueError:
+        return None
 
 
 # ------------------------------------------------------------------ the cache file

@@ -78,6 +78,7 @@ from .emulate import (
     no_scoring,
     provider_extra,
 )
+from .http11 import max_reply_bytes
 from .profiles import (
     ServerProfile,
     chat_prefix,
@@ -88,6 +89,10 @@ from .profiles import (
     structured_fields,
 )
 from .transport import CUT_OFF, Endpoint, backoff_delay, classify, with_retries
+
+_STREAM_CHUNK_BYTES = 16
+"""What one streamed chunk counts against the reply-size bound beside its text (so an
+endless stream of empty chunks ends too)."""
 
 #: capabilities a model parameter of the same name overrides
 _CAP_NAMES = frozenset(f.name for f in fields(Capabilities)) - {"json_schema_object_only"}
@@ -556,6 +561,7 @@ class LiteLLMBackend:
             usage: Usage | None = None
             finish: str | None = None
             chunks = delivered = 0
+            left = max_reply_bytes()  # an endless stream (any client) ends here, not in memory
             error: ModelError | None = None
             iterator = response.__aiter__()
             try:
@@ -566,6 +572,7 @@ class LiteLLMBackend:
                     except StopAsyncIteration:
                         break
                     chunks += 1
+                    left -= _STREAM_CHUNK_BYTES
                     usage = _usage_of(chunk) or usage
                     choices = _get(chunk, "choices") or []
                     if not choices:
@@ -573,6 +580,11 @@ class LiteLLMBackend:
                     delta = _get(choices[0], "delta")
                     text = _get(delta, "content") or ""
                     finish = _get(choices[0], "finish_reason") or finish
+                    left -= len(text) if isinstance(text, str) else 0
+                    if left < 0:
+                        raise ModelError(self.model_id, f"the streamed reply is larger than "
+                                                        f"{max_reply_bytes():,} bytes (after "
+                                                        f"{chunks} chunks); not retried")
                     if cont is not None:
                         text = cont.feed(text)
                     if text:

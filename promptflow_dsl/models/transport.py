@@ -178,6 +178,11 @@ def _auth_hint(endpoint: Endpoint | None) -> str:
             f"or `api_key: \"...\"`")
 
 
+_PROXY_KEY_HINT = ("; a LiteLLM proxy without a database answers so to any key but its "
+                   "master key: give the proxy's master key (or a virtual key of a proxy "
+                   "with a database) with `api_key_env: \"NAME\"` or `api_key`")
+
+
 def _not_found_hint(endpoint: Endpoint | None) -> str:
     if endpoint is None or endpoint.url is None:
         return ""
@@ -221,6 +226,15 @@ def classify(exc: BaseException, endpoint: Endpoint | None = None) -> Failure:
         text = f"HTTP {status} {reason}: {detail}"
         if status in (401, 403):
             text += _auth_hint(endpoint)
+        elif status == 400 and "no connected db" in detail.lower():
+            text += _PROXY_KEY_HINT
+        elif status >= 500 and "response_format" in detail and "json_object" in detail:
+            # llama-cpp-python (also behind a proxy) refuses response_format json_schema
+            # with a 500: asking again cannot help
+            retryable = False
+            text += ("; the server (or the one behind a proxy) does not take response_format "
+                     "json_schema: declare `json_schema: false` on the model to ask for JSON "
+                     "by instructions")
         elif status == 404:
             text += _not_found_hint(endpoint)
         return Failure(text, status, retryable, retry_after_of(exc))
