@@ -3,7 +3,8 @@
 :func:`index_module` walks a module's AST and records every occurrence of a
 declaration's name (its declaration and each reference: calls, handler references in
 clauses, type names, model names, ``alias.name``) as a :class:`Symbol`, plus the
-strings that name files (imports, prompt files, demos, shots, data).  Call sites take
+strings that name files (imports, prompt files, demos, shots, data, the literal path
+of ``read_text`` / ``read_jsonl``).  Call sites take
 what the checker resolved them to (``CheckedModule.resolutions``) when it is known;
 other names are looked up in the module's namespaces as the checker does (a flow's
 parameters and local variables shadow nothing here: they are not symbols).
@@ -29,6 +30,8 @@ HANDLER, HOOK, TYPE, MODEL, IMPORT, EVAL, TEST = (
 
 #: clause fields whose plain string names a file beside the module
 FILE_FIELDS = frozenset({"path", "demos", "shots", "prompt"})
+#: built-in functions whose literal first argument names a file beside the module
+FILE_FUNCTIONS = frozenset({"read_text", "read_jsonl"})
 
 
 @dataclass(frozen=True)
@@ -264,6 +267,10 @@ class _Indexer:
                 if where in FILE_FIELDS:
                     self.file(node)
                 continue
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                    and node.func.name in FILE_FUNCTIONS and node.args
+                    and isinstance(node.args[0], ast.Str)):
+                self.file(node.args[0])
             if isinstance(node, ast.Call) and isinstance(node.func, (ast.Name, ast.Attr)):
                 got = self.resolved(node)
                 if isinstance(got, Symbol):

@@ -222,3 +222,22 @@ async def test_completion_while_the_text_does_not_parse(
     assert clause_words == list(specs()["sketch"])
     top = await labels(client, u, lsp.Position(len(typing.split("\n")) - 1, 0))
     assert {"prompt", "flow", "type", "model", "import", "sketch"} <= set(top)
+
+
+async def test_definition_of_demos_and_read_text_files(client: LanguageClient,
+                                                       project: Path) -> None:
+    (project / "demos.jsonl").write_text('{"text": "a", "output": "b"}\n')
+    (project / "notes.txt").write_text("notes\n")
+    text = (
+        'prompt p(text: str) -> str {\n  user "{{ text }}"\n  demos "demos.jsonl"\n}\n\n'
+        'flow f() -> str {\n  n = read_text("notes.txt")\n  return n\n}\n'
+    )
+    path = project / "files.pflow"
+    path.write_text(text)
+    u = await open_doc(client, path)
+    for needle, target in (('"demos.jsonl"', "demos.jsonl"), ('"notes.txt"', "notes.txt")):
+        found = await client.text_document_definition_async(
+            lsp.DefinitionParams(text_document=doc(u), position=position(text, needle, 2))
+        )
+        assert isinstance(found, list) and found, needle
+        assert found[0].uri == uri(project / target)
