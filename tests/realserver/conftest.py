@@ -65,3 +65,16 @@ def pooled_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield server
     finally:
         server.kill()
+
+
+@pytest.fixture(scope="session")
+def litellm_proxy(real_server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A LiteLLM proxy (``litellm --config``) in front of ``real_server``, key
+    ``litellm_proxy.MASTER_KEY`` (``litellm_proxy.py``)."""
+    from litellm_proxy import start_proxy
+
+    server = start_proxy(tmp_path_factory.mktemp("litellm_proxy"), real_server)
+    try:
+        yield server
+    finally:
+        server.kill()

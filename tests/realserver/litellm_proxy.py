@@ -1,0 +1,82 @@
+"""Starting and stopping a real LiteLLM proxy (``litellm --config``, the proxy that ships
+inside the ``litellm`` package) in front of the llama-cpp-python server fixture: a temp
+config with one model (``smollm2``) and a master key, on 127.0.0.1 (a free port),
+stopped by its PID.
+
+:func:`start_proxy` skips the calling test, saying why, only when the proxy cannot be
+imported (its server dependencies are in the ``test`` extra).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from llama_server import Server, free_port
+
+MASTER_KEY = "sk-pflow-proxy-master-0001"
+START_TIMEOUT = 150.0  # the proxy imports most of litellm: tens of seconds on 2 busy cores
+
+
+def _proxy_importable() -> str | None:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    try:
+        importlib.import_module("litellm.proxy.proxy_server")
+    except Exception as exc:  # noqa: BLE001 - any reason means: no proxy to test against
+        return (f"the LiteLLM proxy cannot be imported ({exc}); install the test extra "
+                f"(pip install -e '.[test]')")
+    return None
+
+
+def start_proxy(log_dir: Path, upstream: Server) -> Server:
+    """Start ``litellm --config`` serving ``upstream`` as model ``smollm2`` (key
+    :data:`MASTER_KEY`) and wait for it to answer. Raises ``RuntimeError`` (with the end
+    of its log) when it does not come up."""
+    reason = _proxy_importable()
+    if reason is not None:
+        pytest.skip(reason)
+    port = free_port()
+    config = log_dir / "litellm_proxy.yaml"
+    config.write_text(
+        "model_list:\n"
+        "  - model_name: smollm2\n"
+        "    litellm_params:\n"
+        "      model: openai/smollm2\n"
+        f"      api_base: {upstream.base_url}\n"
+        "      api_key: none\n"
+        "general_settings:\n"
+        f"  master_key: {MASTER_KEY}\n"
+        "litellm_settings:\n"
+        "  drop_params: true\n"
+        "  num_retries: 0\n")
+    log = log_dir / f"litellm_proxy_{port}.log"
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "PYTHONUNBUFFERED": "1",
+           "LITELLM_TELEMETRY": "False", "DISABLE_SCHEMA_UPDATE": "True"}
+    env.pop("DATABASE_URL", None)
+    cli = Path(sys.executable).with_name("litellm")
+    cmd = [str(cli), "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
+    with log.open("wb") as out:
+        process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+    server = Server(process, port, log)
+    deadline = time.monotonic() + START_TIMEOUT
+    request = urllib.request.Request(server.base_url + "/models",
+                                     headers={"Authorization": f"Bearer {MASTER_KEY}"})
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            break
+        try:
+            with urllib.request.urlopen(request, timeout=2) as r:
+                if r.status == 200 and json.loads(r.read()).get("data"):
+                    return server
+        except OSError:
+            time.sleep(0.5)
+    server.kill()
+    tail = log.read_text(errors="replace")[-3000:]
+    raise RuntimeError(f"the LiteLLM proxy did not start on port {port}:\n{tail}")
