@@ -52,6 +52,8 @@ async def test_hover_type_fields_model_and_template_variable(
     assert "pair.left.label: str" in label
     var = await hover_text(client, u, position(MAIN, "{{ text }}", 4))
     assert "text: str" in var
+    local = await hover_text(client, u, position(MAIN, "  v = lib", 2))
+    assert "v: Verdict" in local
     lib = await open_doc(client, project / "lib" / "types.pflow")
     model = await hover_text(client, lib, position(LIB, "model fast", 7))
     assert 'model fast = "openai/gpt-4o-mini"' in model and '"temperature": 0.2' in model
