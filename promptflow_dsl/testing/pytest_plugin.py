@@ -83,6 +83,9 @@ class PflowItem(pytest.Item):
     def __init__(self, *, test: Any, **kw: Any) -> None:
         super().__init__(**kw)
         self.test = test
+        # a .pflow test takes no fixtures; plugins written for functions read this
+        # (pytest-lsp's call wrapper fails on an item without it)
+        self.funcargs: dict[str, Any] = {}
         if test.decl.live:
             self.add_marker(pytest.mark.pflow_live)
 
