@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from conftest import MAIN, open_doc, uri, wait_for
+from lsp_project import MAIN, open_doc, uri, wait_for
 from lsprotocol import types as lsp
 from pytest_lsp import LanguageClient
 

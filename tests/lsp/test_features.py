@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import LIB, MAIN, OTHER, open_doc, position, uri
+from lsp_project import LIB, MAIN, OTHER, open_doc, position, uri
 from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcException
 from pytest_lsp import LanguageClient
