@@ -21,7 +21,6 @@ The stages, earliest first::
     cli       cli/, __main__.py,         the command line, a client of the facade;
               report/                    report pages read trace files and run folders
               lsp/                       the language server, a client of the checker
-              lsp/                       the language server, a client of the checker
 
 The command line comes after the facade because it is a client of it: ``pflow``
 loads programs through ``promptflow_dsl.load`` (a test replaces that function and
@@ -72,7 +71,6 @@ TOP: dict[str, str] = {
     "testing": "testing",
     "cli": "cli",
     "report": "cli",
-    "lsp": "cli",
     "lsp": "cli",
     "program": "facade",
     "__main__": "cli",
