@@ -173,7 +173,11 @@ def rows_line(summary: dict[str, Any]) -> str:
     if rows.get("pending"):
         parts[0] += f", {rows['pending']:,} not run"
     parts.append(f"{summary.get('wall_time', 0.0):.2f} s")
-    parts.append(count(int(summary.get("tokens") or 0), "token"))
+    tokens = count(int(summary.get("tokens") or 0), "token")
+    unknown = summary.get("usage_unknown")
+    if isinstance(unknown, int) and unknown > 0:  # not counted: the numbers are lower bounds
+        tokens = f"at least {tokens} (usage unknown for {count(unknown, 'call')})"
+    parts.append(tokens)
     parts.append(money(summary.get("cost")))
     return " · ".join(parts)
 

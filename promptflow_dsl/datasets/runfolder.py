@@ -258,7 +258,9 @@ class ResultsTable:
     was a boolean (the metric is a rate). ``tokens`` and ``cost`` add up every
     recorded attempt, including a failed line that a retry superseded; ``reruns``
     the times rows were run again because the worker running them was lost (the
-    ``reruns`` field of a line, written by a distributed executor).
+    ``reruns`` field of a line, written by a distributed executor); ``usage_unknown``
+    the model calls whose server reported no token counts (``usage.usage_unknown`` of
+    a line: ``tokens`` and ``cost`` are then lower bounds).
     """
 
     rows: array = field(default_factory=lambda: array("q"))
@@ -269,6 +271,7 @@ class ResultsTable:
     tokens: int = 0
     cost: float | None = None
     reruns: int = 0
+    usage_unknown: int = 0
     state: ResultsState = field(default_factory=ResultsState)
 
 
@@ -300,6 +303,10 @@ def load_results_table(path: str | os.PathLike[str]) -> ResultsTable:
         reruns = value.get("reruns")
         if isinstance(reruns, int) and not isinstance(reruns, bool) and reruns > 0:
             table.reruns += reruns
+        usage = value.get("usage")
+        unknown = usage.get("usage_unknown") if isinstance(usage, dict) else None
+        if isinstance(unknown, int) and not isinstance(unknown, bool) and unknown > 0:
+            table.usage_unknown += unknown
         if value["status"] != "ok":
             continue
         n = len(table.rows)

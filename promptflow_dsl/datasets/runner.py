@@ -581,6 +581,8 @@ def _summary(spec: DatasetSpec, results_path: Path, *, run_id: str | None, statu
                               "elapsed": round(result.elapsed, 3)}
     if table.reruns:
         summary["reruns"] = table.reruns
+    if table.usage_unknown:  # tokens and cost leave these calls out: lower bounds
+        summary["usage_unknown"] = table.usage_unknown
     if spec.estimate is not None:
         summary["estimate"] = estimate_summary(spec.estimate, table.tokens, table.cost)
     if table.state.unreadable_count:

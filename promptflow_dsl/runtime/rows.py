@@ -159,10 +159,15 @@ class RowCall:
         return self.totals.cost
 
     def usage(self) -> dict[str, int]:
-        """``prompt_tokens``, ``completion_tokens``, ``calls``, ``cache_hits``. Never raises."""
+        """``prompt_tokens``, ``completion_tokens``, ``calls``, ``cache_hits``, and
+        ``usage_unknown`` (the calls whose server reported no token counts: the tokens
+        are then at least these) when there were any. Never raises."""
         t = self.totals
-        return {"prompt_tokens": t.prompt_tokens, "completion_tokens": t.completion_tokens,
-                "calls": t.calls, "cache_hits": t.cache_hits}
+        usage = {"prompt_tokens": t.prompt_tokens, "completion_tokens": t.completion_tokens,
+                 "calls": t.calls, "cache_hits": t.cache_hits}
+        if t.usage_unknown:
+            usage["usage_unknown"] = t.usage_unknown
+        return usage
 
 
 @dataclass

@@ -339,3 +339,48 @@ def test_kill_9_mid_run_and_resume_records_every_row_once(tmp_path: Path, fake_o
     assert summary["rows"] == {"total": n, "ok": n, "failed": 0, "pending": 0}
     meta = json.loads((results_file.parent / "meta.json").read_text())
     assert len(meta["sessions"]) == 1
+
+
+# ------------------------------------------------------------------ unknown usage
+
+UNKNOWN_USAGE_PROGRAM = '''
+model default = "openai/fake" {{ api_base: "{base}", api_key: "sk-fake-0123456789", num_retries: 0 }}
+type Row {{ id: int, text: str }}
+tool noop(x: str) -> str = python "tools:noop"
+hook never {{
+  when r"never-seen(?=\\s)"
+  run noop(x=text)
+}}
+prompt tell(text: str) -> str {{
+  user "{{{{ text }}}}"
+  hooks [never]
+}}
+eval told {{
+  data "rows.jsonl" as Row
+  run tell(text=row.text)
+  metric ok = out == row.text
+}}
+'''
+
+
+def test_calls_without_usage_are_counted_as_unknown_in_the_summary(tmp_path: Path, fake_openai,
+                                                                   capsys, monkeypatch):
+    """A server that ignores stream_options.include_usage: the summary and the closing
+    line say how many calls reported no tokens, so the token count reads as a lower
+    bound, never as the whole."""
+    fake_openai.stream_usage = False
+    (tmp_path / "pflow.toml").write_text("")
+    (tmp_path / "tools.py").write_text("def noop(x):\n    return x\n")
+    (tmp_path / "e.pflow").write_text(UNKNOWN_USAGE_PROGRAM.format(base=fake_openai.base_url))
+    (tmp_path / "rows.jsonl").write_text("".join(
+        json.dumps({"id": i, "text": f"row {i}"}) + "\n" for i in range(3)))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["eval", "e.pflow", "--cache", "off"]) == 0
+    out = capsys.readouterr().out
+    assert "usage unknown for 3 calls" in out, out
+    (folder,) = (tmp_path / ".pflow-cache" / "evals").iterdir()
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["usage_unknown"] == 3
+    assert summary["rows"]["ok"] == 3
+    lines = _lines(folder / "results.jsonl")
+    assert [line["usage"]["usage_unknown"] for line in lines] == [1, 1, 1]
