@@ -380,7 +380,7 @@ class _Parser:
     def parse_stops(self, i: int) -> tuple[tuple[str, ...], int]:
         """``"..."`` or ``["...", "..."]``: one or more distinct, non-empty stop strings."""
         if i >= self.n or self.text[i] != "[":
-            value, end = self.parse_string(i, "after 'stop=' (\"...\" or [\"...\", ...])")
+            value, end = self.parse_string(i, "after 'stop='")
             if not value:
                 raise _Fail("empty stop string", i, end, resume=end)
             return (value,), end
