@@ -60,6 +60,10 @@ def start_proxy(log_dir: Path, upstream: Server) -> Server:
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "PYTHONUNBUFFERED": "1",
            "LITELLM_TELEMETRY": "False", "DISABLE_SCHEMA_UPDATE": "True"}
     env.pop("DATABASE_URL", None)
+    # the tests read uvicorn's access log; a LITELLM_LOG left by litellm's import in this
+    # process (pflow sets ERROR there) would turn it off in the proxy
+    for name in ("LITELLM_LOG", "JSON_LOGS"):
+        env.pop(name, None)
     cli = Path(sys.executable).with_name("litellm")
     cmd = [str(cli), "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
     with log.open("wb") as out:
