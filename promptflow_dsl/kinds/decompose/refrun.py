@@ -99,7 +99,7 @@ class RefDecomposition(_Decomposition):
     # ------------------------------------------------------------ the search
 
     async def loop(self, depth: int) -> Any:
-        params = self._ref_params()
+        params = self._params(REF_MAX_TOKENS)
         order = itertools.count()
         heap: list[tuple[float, int, _State]] = [(0.0, next(order), _State())]
         while heap:
@@ -142,15 +142,6 @@ class RefDecomposition(_Decomposition):
         self.event("decomp", f"✗ {why}", error=why)
 
     # ------------------------------------------------------------ the model
-
-    def _ref_params(self) -> GenParams:
-        _, _, model_params = self.ctx.backend_for(self.h, self.model_name)
-        own = dict(self.details.params)
-        temperature = None if "temperature" in own or "temperature" in model_params else 0.0
-        max_tokens = (None if "max_tokens" in own or "max_tokens" in model_params
-                      else REF_MAX_TOKENS)
-        return GenParams(stop=("\n",), temperature=temperature, max_tokens=max_tokens,
-                         extra=own | {"pflow_handler": self.name})
 
     async def _propose(self, prompt: str, params: GenParams,
                        depth: int) -> list[tuple[str, float]]:

@@ -152,12 +152,14 @@ class _Decomposition(HandlerRun):
             self.answers.append(answer)
             self.history.append((parsed.text, answer))
 
-    def _params(self) -> GenParams:
+    def _params(self, default_max_tokens: int = DEFAULT_MAX_TOKENS) -> GenParams:
+        """Greedy, one line, ``default_max_tokens`` per line, where neither the
+        decomposer nor its model sets temperature or max_tokens."""
         _, _, model_params = self.ctx.backend_for(self.h, self.model_name)
         own = dict(self.details.params)
         temperature = None if "temperature" in own or "temperature" in model_params else 0.0
         max_tokens = (None if "max_tokens" in own or "max_tokens" in model_params
-                      else DEFAULT_MAX_TOKENS)
+                      else default_max_tokens)
         return GenParams(stop=("\n",), temperature=temperature, max_tokens=max_tokens,
                          extra=own | {"pflow_handler": self.name})
 
