@@ -29,7 +29,10 @@ counted with the model's tokenizer.
   (up to ``retries`` re-asks), ``interleaved`` one completion (then up to ``retries``
   chat re-asks), ``beam(N)`` N completions and a score request per partial sketch
   (1 to N of them); a choice or bool hole on a model with log-probabilities is one
-  score request per partial sketch.
+  score request per partial sketch. With every input known the template is rendered
+  as the run renders it (a hole in a ``{% for %}`` counts once per iteration, one in a
+  false ``{% if %}`` not at all); a hole in a loop over values known only at run time
+  counts from zero to any number of times.
 
 Typical reply lengths: a ``str`` reply :data:`~.values.TYPICAL_TEXT_TOKENS` tokens; a
 literal union its longest value; any other type the JSON of a sample value
@@ -467,11 +470,63 @@ def _expert(est: Estimator, h: HandlerInfo, spec: Any, expert: Any, text: Value)
 
 # ------------------------------------------------------------------ sketch
 
+@dataclass(frozen=True)
+class _Text:
+    """Literal sketch text, the template sources it was rendered from (for the tokens
+    unknown values add) and the earlier holes it inserts (``{{ answer }}``)."""
+
+    text: str
+    sources: tuple[str, ...] = ()
+    refs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _HoleAt:
+    """One occurrence of a hole; ``unbounded`` when it sits in a loop over values known
+    only at run time (filled any number of times)."""
+
+    hole: Any
+    unbounded: bool = False
+
+
+def _sketch_pieces(tpl: Any, args: dict[str, Value]) -> list[_Text | _HoleAt]:
+    """The sketch as the run renders it. With every argument known, the whole template
+    rendered once, as the run does: a hole inside a ``{% for %}`` once per iteration, a
+    hole in a false ``{% if %}`` not at all. Otherwise (or when it fails to render) it
+    is rendered segment by segment, each hole once, a hole inside a loop unbounded."""
+    from ..kinds.sketch.render import HoleAt, Markers, render_template
+    from ..lang.holes import Hole, repeated_holes
+    from ..lang.templates import template_env
+
+    variables = _known(args)
+    if all(isinstance(v, Known) for v in args.values()):
+        markers = Markers()
+        try:
+            rendered = render_template(tpl, variables, markers)
+        except Exception:  # noqa: BLE001 - the run reports it; the segments are estimated
+            pass
+        else:
+            return [_HoleAt(p.hole) if isinstance(p, HoleAt)
+                    else _Text(markers.ref_re.sub("", p), (), tuple(markers.ref_re.findall(p)))
+                    for p in rendered]
+    repeated = repeated_holes(tpl)
+    out: list[_Text | _HoleAt] = []
+    for seg in tpl.segments:
+        if isinstance(seg, Hole):
+            out.append(_HoleAt(seg, seg.name in repeated))
+            continue
+        try:
+            text = template_env().from_string(seg.text).render(**variables)
+        except Exception:  # noqa: BLE001 - a value the run would have; its fixed text counts
+            text = literal_text(seg.text)
+        out.append(_Text(text, (seg.text,)))
+    return out
+
+
 def estimate_sketch(est: Estimator, h: HandlerInfo, args: dict[str, Value]) -> Outcome:
     from ..kinds.sketch.run import _DEFAULT_MAX_TOKENS, HoleSpec
     from ..lang.decoding import decoder_plan, hole_method
-    from ..lang.holes import Hole, hole_kind, parse_template
-    from ..lang.templates import template_env
+    from ..lang.holes import hole_kind, parse_template
 
     f, template = sketch_facts(h)
     name = est.name(h.key)
@@ -479,20 +534,23 @@ def estimate_sketch(est: Estimator, h: HandlerInfo, args: dict[str, Value]) -> O
     decoder, _ = decoder_plan(model.caps, f.decoder, f.beam)
     width = f.beam if decoder == "beam" else 1
     tok = model.tokenizer
-    variables = _known(args)
     total = Tally()
     prefix = ""  # the sketch so far, holes left empty
     extra: tuple[int, int | None] = (0, 0)  # tokens unknown values and holes add to it
     holes: list[Unknown] = []
-    for seg in parse_template(template).segments:
-        if not isinstance(seg, Hole):
-            try:
-                prefix += template_env().from_string(seg.text).render(**variables)
-            except Exception:  # noqa: BLE001 - a value the run would have; its fixed text counts
-                prefix += literal_text(seg.text)
-            more = _extra([seg.text], args)
+    latest: dict[str, Unknown] = {}  # each hole's latest occurrence, for `{{ hole }}`
+    looped: list[str] = []
+    for piece in _sketch_pieces(parse_template(template), args):
+        if isinstance(piece, _Text):
+            prefix += piece.text
+            more = _extra(list(piece.sources), args)
+            for ref in piece.refs:
+                v = latest.get(ref)
+                if v is not None:
+                    more = (more[0] + v.typical, _add(more[1], v.bound))
             extra = (extra[0] + more[0], _add(extra[1], more[1]))
             continue
+        seg = piece.hole
         kind = hole_kind(seg)
         method = hole_method(model.caps, seg)[0]
         params = est.models.gen_params(model, f.params,
@@ -504,16 +562,25 @@ def estimate_sketch(est: Estimator, h: HandlerInfo, args: dict[str, Value]) -> O
             typ = TYPICAL_LINE_TOKENS if kind == "str" else 2
         typ = typ if hole_max is None else min(typ, hole_max)
         spec = HoleSpec(seg, kind, method, seg.stop, seg.choices, h.decl.name_span)
-        total = total + _hole(est, model, spec, params, f.retries, decoder, width, prefix, extra,
-                              typ, hole_max, first=not holes)
-        holes.append(Unknown(STR, typ, hole_max))
-        extra = (extra[0] + typ, _add(extra[1], hole_max))
+        calls = _hole(est, model, spec, params, f.retries, decoder, width, prefix, extra,
+                      typ, hole_max, first=not holes)
+        if piece.unbounded:
+            calls = calls.unbounded()
+            looped.append(seg.name)
+        total = total + calls
+        value = Unknown(STR, typ, None if piece.unbounded else hole_max)
+        holes.append(value)
+        latest[seg.name] = value
+        extra = (extra[0] + typ, _add(extra[1], value.bound))
     typical = sum(v.typical for v in holes)
     bounds = [v.bound for v in holes]
     bound = None if None in bounds else sum(b for b in bounds if b is not None)
     usage = Usage.one((name, model.id), total, est.models.price(model.id))
     if decoder != f.decoder:
         usage.note(f"sketch '{name}': decoded {decoder} on {model.id} (declared {f.decoder})")
+    for hole in looped:
+        usage.note(f"sketch '{name}': hole '{hole}' is filled once per iteration of a loop "
+                   "over values known only at run time, so its calls have no upper bound")
     return Outcome(usage, Unknown(h.signature.returns, typical, bound))
 
 

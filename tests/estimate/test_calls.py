@@ -281,6 +281,33 @@ def test_a_beam_sketch_expands_each_partial_sketch(tmp_path):
     assert calls(e) == (4, 5)
 
 
+LOOP_SKETCH = """
+model default = "local/smollm2"
+sketch notes(topics: list[str], more: bool) -> {fact: list[str], extra: str} {
+  template \"\"\"
+    {% for t in topics %}
+    {{ t }}: [fact stop="\\n"]
+    {% endfor %}
+    {% if more %}Also: [extra stop="\\n"]{% endif %}
+  \"\"\"
+}
+"""
+
+
+def test_a_sketch_hole_in_a_loop_is_counted_per_iteration_of_known_values(tmp_path):
+    data = rows(tmp_path, {"topics": ["a", "b", "c"], "more": False})
+    # three facts, each a chat request re-asked up to 2 times; `extra` is in a false if
+    assert calls(estimate(load(tmp_path, LOOP_SKETCH), "notes", data)) == (3, 9)
+    data = rows(tmp_path, {"topics": [], "more": True})
+    assert calls(estimate(load(tmp_path, LOOP_SKETCH), "notes", data)) == (1, 3)
+
+
+def test_a_sketch_hole_in_a_loop_over_unknown_values_has_no_upper_bound(tmp_path):
+    e = estimate(load(tmp_path, LOOP_SKETCH), "notes")
+    assert calls(e) == (1, None)  # `extra` at least once; `fact` any number of times
+    assert any("hole 'fact' is filled once per iteration" in n for n in e.usage.notes)
+
+
 # ------------------------------------------------------------------ evals
 
 EVAL = ECHO + """
