@@ -283,8 +283,8 @@ def _lines(path: Path) -> list[dict]:
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_kill_9_mid_run_and_resume_records_every_row_once(tmp_path: Path, fake_openai):
-    fake_openai.set_latency(0.03)
-    n = 120
+    fake_openai.set_latency(0.05)
+    n = 200  # about 1.7 s of requests: the kill lands mid-run even on a loaded machine
     (tmp_path / "pflow.toml").write_text("")
     (tmp_path / "e.pflow").write_text(HTTP_PROGRAM.format(base=fake_openai.base_url))
     (tmp_path / "rows.jsonl").write_text("".join(
