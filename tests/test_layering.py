@@ -8,7 +8,8 @@ stage are free.
 
 The stages, earliest first::
 
-    base      diagnostics, resources, syntax/
+    base      diagnostics, resources, syntax/,
+              fmt/                       the formatter: tokens and the parser's verdict
     lang      lang/                      language semantics shared by check and run
     check     check/
     plan      plan/, picture/            pictures of plans (SVG, PNG, HTML)
@@ -58,6 +59,7 @@ TOP: dict[str, str] = {
     "diagnostics": "base",
     "resources": "base",
     "syntax": "base",
+    "fmt": "base",
     "lang": "lang",
     "check": "check",
     "plan": "plan",

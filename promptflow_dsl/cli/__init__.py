@@ -1,7 +1,7 @@
 """The ``pflow`` command line: a thin layer over the library.
 
 One module per command (``check``, ``graph``, ``run``, ``evals`` for ``eval``,
-``cache``, ``test``, ``trace``, ``optimize``, ``route``, ``lsp``), each with ``add_parser(sub)`` and its
+``cache``, ``test``, ``trace``, ``optimize``, ``route``, ``lsp``, ``fmt``), each with ``add_parser(sub)`` and its
 ``cmd_*`` function; ``common`` holds what they share.  Command modules import
 the stages they need inside their functions, so ``pflow check`` never loads the
 planner, the runtime or a model library.
@@ -20,7 +20,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from . import cache, check, estimate, evals, graph, lsp, optimize, route, run, test, trace
+from . import cache, check, estimate, evals, fmt, graph, lsp, optimize, route, run, test, trace
 from .common import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, Parser, UsageError
 
 __all__ = ["main", "entry", "build_parser"]
@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"pflow {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for command in (check, graph, run, evals, estimate, cache, test, trace, optimize, route,
-                    lsp):
+                    lsp, fmt):
         command.add_parser(sub)
     return p
 
