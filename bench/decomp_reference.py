@@ -59,7 +59,15 @@ TASKS = {
     "letter_cat_p3": ("letter_cat", "prompts/letter_cat/letter_cat_p3.txt"),
     "reverse": ("reverse", "prompts/reverse/decomp.txt"),
 }
-DATASETS = {"letter_cat": "datasets/letter_cat_n3_eg100_pos2_space.json",
+#: letter_cat with every handler the model's (configs/inference/letter_cat/
+#: letter_cat_greedy_search.jsonnet with primitives.libsonnet): split, arr_position and merge
+#: are LLM QA prompts, str_position a decomposer of its own over split and arr_position
+for _pid in ("p1", "p2", "p3"):
+    TASKS[f"letter_cat_llm_{_pid}"] = ("letter_cat_llm",
+                                       f"prompts/letter_cat/letter_cat_{_pid}.txt")
+PRIMITIVES = DATA / "prompts" / "task_primitives"
+DATASETS = {"letter_cat_llm": "datasets/letter_cat_n3_eg100_pos2_space.json",
+            "letter_cat": "datasets/letter_cat_n3_eg100_pos2_space.json",
             "reverse": "datasets/reverse_test_4_normal_words.json"}
 HANDLERS: dict[str, dict[str, Callable[[str], Any]]] = {
     "letter_cat": {"split": ref_tools.split_words, "str_position": ref_tools.str_position,
@@ -76,7 +84,7 @@ for _pid in ("p1", "p2", "p3"):
             "commaqa_e", f"prompts/commaqa_e/commaqa_e_{_pid}/decomp_{_kind}.txt")
 #: the reverse config's answer extractor (configs/inference/reverse/decomp.jsonnet)
 EXTRACT_REGEX = ".* (?:is|reverse) \"(.*)\"\\."
-MAX_TOKENS = {"letter_cat": 100, "reverse": 400}
+MAX_TOKENS = {"letter_cat": 100, "letter_cat_llm": 100, "reverse": 400}
 
 
 def examples(task: str, n: int, prompt_file: Path | None = None) -> list[dict[str, Any]]:
@@ -111,6 +119,12 @@ def oracle_line(prompt: str) -> str:
         lines = [f'[split] What are the words in "{m.group(2)}"?',
                  f'(project_values) [str_position] What is {what} in "#1"?',
                  "[merge] Concatenate #2 using a space.", "[EOQ]"]
+        return lines[done]
+    m = re.match(r'What is the (?:letter at position (\d+)|last letter) in "(.*)"\?$', q)
+    if m:  # DecomP's str_position decomposer (configs/prompts/task_primitives)
+        where = f"at position {m.group(1)}" if m.group(1) else "the last letter"
+        lines = [f'(select) [split] What are the letters and their positions in "{m.group(2)}"?',
+                 f"(select) [arr_position] What is {where} in #1?", "[EOQ]"]
         return lines[done]
     m = re.match(r'Reverse the sequence "(.*)"\.', q)
     assert m is not None, q
@@ -220,10 +234,29 @@ class CommaQAOracle:
         raise AssertionError(f"no gold step asks {q!r}")
 
 
+def primitive_answer(prompt: str) -> str:
+    """The right answer, in the files' own format, to a question of DecomP's letter_cat
+    primitives (split, arr_position, merge in configs/prompts/task_primitives)."""
+    q = prompt.rsplit("\n\nQ: ", 1)[1].removesuffix("\nA:")
+    if m := re.fullmatch(r'What are the words in "(.*)"\?', q):
+        return json.dumps(m.group(1).split(" "))
+    if m := re.fullmatch(r'What are the letters and their positions in "(.*)"\?', q):
+        return json.dumps("[" + ", ".join(f"({c}, {i + 1})" for i, c in enumerate(m.group(1)))
+                          + "]")
+    if m := re.fullmatch(r'What is (?:at position (\d+)|the last letter) in "\[(.*)\]"\?', q):
+        items = re.findall(r"\((.*?), \d+\)", m.group(2))
+        return json.dumps(items[int(m.group(1)) - 1] if m.group(1) else items[-1])
+    if m := re.fullmatch(r"Concatenate (\[.*\]) using a space\.", q):
+        return json.dumps(" ".join(json.loads(m.group(1))))
+    raise AssertionError(f"no primitive answers {q!r}")
+
+
 def oracle_text(prompt: str, commaqa: CommaQAOracle | None = None) -> str:
-    """The scripted model's completion of a decomposer or (CommaQA) handler prompt."""
+    """The scripted model's completion of a decomposer or handler prompt."""
     if commaqa is not None and prompt.endswith("\nA:"):
         return " " + commaqa.answer(prompt)
+    if prompt.endswith("\nA:"):
+        return " " + primitive_answer(prompt)
     if commaqa is not None:
         return " " + commaqa.line(prompt)
     return " " + oracle_line(prompt)
@@ -315,6 +348,21 @@ class Reference:
             controller = m.search.ModelController(config,
                                                   data_class=m.data.StructuredDataInstance)
             return m.search.BestFirstDecomposer(controller)
+        if task == "letter_cat_llm":
+            gen = m.qa.LLMQADecompParticipantModel(
+                prompt_file=str(prompt_file), next_model="execute", end_state="[EOQ]",
+                gen_model="gpt3")
+            str_position = m.qa.LLMQADecompParticipantModel(
+                prompt_file=str(PRIMITIVES / "str_position.txt"), gen_model="gpt3")
+            config = {"start_state": "gen", "end_state": "[EOQ]", "gen": gen.query,
+                      "execute": m.routed.RoutedExecutionParticipant().query,
+                      "str_position": str_position.query}
+            for name in ("arr_position", "merge", "split"):
+                config[name] = m.qa.LLMQAParticipantModel(
+                    prompt_file=str(PRIMITIVES / f"{name}.txt"), gen_model="gpt3").query
+            controller = m.search.ModelController(config,
+                                                  data_class=m.data.StructuredDataInstance)
+            return m.search.BestFirstDecomposer(controller)
         start = "gen" if task == "letter_cat" else "reverse"
         gen = m.qa.LLMQADecompParticipantModel(
             prompt_file=str(prompt_file), next_model="execute", end_state="[EOQ]",
@@ -368,9 +416,31 @@ def commaqa_program(prompt_file: Path) -> str:
             f"  params {{ max_tokens: 100 }}\n}}\n")
 
 
+def letter_cat_llm_program(prompt_file: Path) -> str:
+    """DecomP's letter_cat configuration in pflow: split, arr_position and merge are
+    completion prompts on the authors' few-shot files, str_position a nested decomposer."""
+    prompts = "".join(
+        f"prompt {name}(question: str) -> str {{\n"
+        f"  completion \"{{{{ shots }}}}\\n\\nQ: {{{{ question }}}}\\nA:\"\n"
+        f"  shots {json.dumps(str(PRIMITIVES / (name + '.txt')))}\n"
+        f"  stop \"\\n\"\n  params {{ max_tokens: 100 }}\n}}\n\n"
+        for name in ("split", "arr_position", "merge"))
+    return (f'model default = "local/smollm2" {{ n_ctx: 4096 }}\n\n{prompts}'
+            f"decompose str_position(question: str) -> any {{\n"
+            f"  handlers {{ split: split, arr_position: arr_position }}\n"
+            f"  prompt {json.dumps(str(PRIMITIVES / 'str_position.txt'))}\n"
+            f"  protocol decomp\n}}\n\n"
+            f"decompose letter_cat_llm(question: str) -> any {{\n"
+            f"  handlers {{ split: split, str_position: str_position, merge: merge }}\n"
+            f"  prompt {json.dumps(str(prompt_file))}\n"
+            f"  protocol decomp\n}}\n")
+
+
 def program(task: str, prompt_file: Path) -> str:
     if task == "commaqa_e":
         return commaqa_program(prompt_file)
+    if task == "letter_cat_llm":
+        return letter_cat_llm_program(prompt_file)
     if task == "letter_cat":
         handlers = "split: split, str_position: str_position, merge: merge"
         tools = ('tool split(question: str) -> list[str] = python "ref_tools:split_words"\n'
