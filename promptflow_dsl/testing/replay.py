@@ -80,12 +80,6 @@ def _continuation(messages: list[Message], text: str, params: GenParams) -> dict
     return {"messages": _messages(messages), "assistant": text, "params": _params(params)}
 
 
-async def _aclose(events: Any) -> None:
-    close = getattr(events, "aclose", None)
-    if close is not None:
-        await close()
-
-
 _REPLY_CHECKS: dict[str, tuple[str, Any]] = {
     "chat": ("text", lambda r: isinstance(r, str)),
     "complete": ("text", lambda r: isinstance(r, str)),
@@ -217,25 +211,20 @@ class Recorder:
                                   clean: Callable[[str], str],
                                   flush: Callable[[], str]) -> AsyncIterator[StreamEvent]:
         """A hooked prompt's continuation of ``text``: the strategy's request
-        (``open_inner``) runs on the wrapped model, its text cleaned here, and the call is
-        recorded as ``continue`` in the program's terms (as far as it went)."""
+        (``open_inner``) runs on the wrapped model, its text cleaned as in a live run
+        (:func:`~promptflow_dsl.kinds.prompt.hooks.cleaned`), and the call is recorded as
+        ``continue`` in the program's terms (as far as it went). Raises what the model
+        raises."""
+        from ..kinds.prompt.hooks import cleaned
+
         out: list[str] = []
-        events = open_inner(self.inner)
-        usage: Usage | None = None
-        finish: str | None = None
+        events = cleaned(open_inner(self.inner), clean, flush)
         try:
             async for ev in events:
-                usage = ev.usage if ev.usage is not None else usage
-                finish = ev.finish_reason or finish
-                piece = clean(ev.text) if ev.text else ""
-                if piece:
-                    out.append(piece)
-                    yield StreamEvent(piece)
-            tail = flush()
-            out.append(tail)
-            yield StreamEvent(tail, usage, finish)
+                out.append(ev.text)
+                yield ev
         finally:
-            await _aclose(events)
+            await events.aclose()
             self._add("continue", _continuation(messages, text, params), "".join(out))
 
     async def score(self, prefix: str, continuations: list[str]) -> list[Scored]:

@@ -57,7 +57,7 @@ continuation.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -440,7 +440,7 @@ def recordable(request: Request, messages: list[Message], text: str,
         hook: Callable[..., AsyncIterator[StreamEvent]] | None = getattr(
             backend, "continuation_stream", None)
         if hook is None:
-            return _cleaned(request.open(backend, merged), request.clean, request.flush)
+            return cleaned(request.open(backend, merged), request.clean, request.flush)
         return hook(list(messages), text, replace(merged, stop=stop),
                     lambda inner: request.open(inner, merged), request.clean, request.flush)
 
@@ -455,10 +455,11 @@ def _none() -> str:
     return ""
 
 
-async def _cleaned(events: AsyncIterator[StreamEvent], clean: Callable[[str], str],
-                   flush: Callable[[], str]) -> AsyncIterator[StreamEvent]:
+async def cleaned(events: AsyncIterator[StreamEvent], clean: Callable[[str], str],
+                  flush: Callable[[], str]) -> AsyncGenerator[StreamEvent, None]:
     """``events`` with their text cleaned; the usage and finish reason come last, with
-    what the cleaner held back. Closing this closes ``events``."""
+    what the cleaner held back. Closing this once it has started closes ``events``.
+    Raises what ``events`` raises."""
     usage: Usage | None = None
     finish: str | None = None
     try:
