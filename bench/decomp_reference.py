@@ -605,6 +605,9 @@ def main() -> None:
     mode.add_argument("--oracle", action="store_true")
     mode.add_argument("--model", action="store_true")
     ap.add_argument("-n", type=int, default=30)
+    ap.add_argument("--skip", type=int, default=0,
+                    help="leave out the first SKIP examples of each task (to run a long\n"
+                         "--model task in parts)")
     ap.add_argument("--tasks", default="letter_cat_p1,letter_cat_p2,letter_cat_p3,reverse")
     ap.add_argument("--dump-prompts", type=Path, help="write the reference's prompts here")
     ap.add_argument("--json", action="store_true")
@@ -635,7 +638,7 @@ def main() -> None:
         for name in args.tasks.split(","):
             task, rel = TASKS[name]
             prompt_file = DATA / rel
-            exs = examples(task, args.n, prompt_file)
+            exs = examples(task, args.skip + args.n, prompt_file)[args.skip:]
             if task == "commaqa_e" and not args.oracle:
                 raise SystemExit("CommaQA-E runs with --oracle only (its handlers are the "
                                  "model's QA prompts; see docs/techniques/decompose.md)")
