@@ -67,6 +67,7 @@ class _Frame:
     padded: bool = False
     first: int | None = None  # token index of the current item's first token
     fresh: bool = True  # nothing written after the bracket yet
+    item_indent: int = 0  # indentation of the line the current item starts on
 
 
 @dataclass
@@ -172,6 +173,8 @@ def _code(st: _State, i: int, tok: Token) -> None:
         else:
             continuing = frame.body is not None and not item and frame.first is not None
             indent = frame.inner + len(INDENT) * int(continuing)
+        if item:
+            frame.item_indent = indent
         st.lines.append(_Line(indent, tok.text, tok.newlines >= 2, st.decl,
                               starts_decl=item and frame.body == "top",
                               top=len(st.stack) == 1, closes=tok.is_closer,
@@ -216,6 +219,8 @@ def _open(st: _State, frame: _Frame, i: int, tok: Token, prev: Token | None) -> 
                 body = "clauses"
             elif st.prev == frame.first:
                 padded = True
+    if body is not None:  # a body lines up with the start of its declaration or expert
+        indent = frame.item_indent
     st.stack.append(_Frame(tok.text, body, indent, indent + len(INDENT), padded))
 
 

@@ -1,0 +1,125 @@
+"""Every .pflow file of the repository (and the language's example folder), formatted.
+
+For each file that parses: formatting is idempotent; the formatted text parses to the
+same AST (dumps compared without positions) and checks with the same diagnostics;
+every comment survives with its text; every string literal keeps its exact text.
+Strings and comments are read with Lark's own lexer over the grammar file, not with
+the formatter's token pass.  A file that does not parse is refused with its error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from promptflow_dsl.fmt import NotParsed, format_text
+from promptflow_dsl.resources import grammar_path
+from promptflow_dsl.syntax import SourceFile, parse_module
+from promptflow_dsl.syntax.dump import dump
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED_EXAMPLES = REPO.parent / "shared" / "spec" / "examples"
+
+
+def _all_files() -> list[Path]:
+    found = [p for p in REPO.rglob("*.pflow")
+             if not any(part.startswith(".") for part in p.relative_to(REPO).parts)]
+    if SHARED_EXAMPLES.is_dir():
+        found += SHARED_EXAMPLES.glob("*.pflow")
+    return sorted(found)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:  # a test file that is not UTF-8 on purpose
+        return None
+
+
+FILES = [p for p in _all_files() if _read(p) is not None]
+
+
+def _id(path: Path) -> str:
+    try:
+        return str(path.relative_to(REPO))
+    except ValueError:
+        return f"spec/{path.name}"
+
+
+_COMMENTS: list[str] = []
+
+
+@lru_cache(maxsize=1)
+def _lark_lexer() -> Any:
+    from lark import Lark
+
+    return Lark(grammar_path().read_text(encoding="utf-8"), parser="lalr", lexer="basic",
+                lexer_callbacks={"COMMENT": lambda tok: _COMMENTS.append(str(tok).rstrip())})
+
+
+def _strings_and_comments(text: str) -> tuple[list[str], list[str]]:
+    _COMMENTS.clear()
+    strings = [str(t) for t in _lark_lexer().lex(text)
+               if t.type in ("STRING", "RAW_STRING", "LONG_STRING")]
+    return strings, list(_COMMENTS)
+
+
+_POSITION = re.compile(r"@\d+:\d+")
+
+
+def _shape(text: str) -> str:
+    module, diags = parse_module(SourceFile("f.pflow", text))
+    assert module is not None, diags
+    return _POSITION.sub("", dump(module))
+
+
+def _check_messages(text: str, path: Path) -> Counter[tuple[str, str]]:
+    from promptflow_dsl.check import check_source
+    from promptflow_dsl.check.checker import project_for
+
+    _, diags = check_source(SourceFile(str(path), text, path), project_for(path, ()))
+    return Counter((d.severity.value, d.message) for d in diags)
+
+
+def test_the_corpus_is_large() -> None:
+    parsed = [p for p in FILES if parse_module(SourceFile("f", _read(p) or ""))[0] is not None]
+    assert len(FILES) >= 150 and len(parsed) >= 130
+
+
+@pytest.mark.parametrize("path", FILES, ids=_id)
+def test_formatting_keeps_the_program(path: Path) -> None:
+    text = _read(path)
+    assert text is not None
+    module, diags = parse_module(SourceFile("f.pflow", text.lstrip("\ufeff").replace("\r\n", "\n")))
+    if module is None:
+        with pytest.raises(NotParsed) as info:
+            format_text(text, "f.pflow")
+        assert info.value.diagnostic.headline() == diags[0].headline()
+        return
+    out = format_text(text, "f.pflow")
+    assert format_text(out, "f.pflow") == out, "formatting twice changes the text"
+    source = text.lstrip("\ufeff").replace("\r\n", "\n")
+    assert _shape(out) == _shape(source)
+    before_strings, before_comments = _strings_and_comments(source)
+    after_strings, after_comments = _strings_and_comments(out)
+    assert after_strings == before_strings
+    assert after_comments == before_comments
+    assert _check_messages(out, path) == _check_messages(source, path)
+    assert not any(line != line.rstrip() for line in _code_lines(out)), "trailing spaces"
+
+
+def _code_lines(text: str) -> list[str]:
+    """The lines of ``text`` outside triple-quoted strings (whose spaces are content)."""
+    return re.sub(r'"""[\s\S]*?"""', '""', text).split("\n")
+
+
+def test_most_examples_are_already_formatted() -> None:
+    """The layout is the style the examples are written in: nearly all are unchanged."""
+    examples = [p for p in FILES if "examples" in p.parts or "stdlib" in p.parts]
+    same = [p for p in examples if format_text(_read(p) or "") == _read(p)]
+    assert len(same) >= 0.85 * len(examples), sorted(set(map(_id, examples)) - set(map(_id, same)))
