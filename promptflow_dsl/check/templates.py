@@ -9,6 +9,8 @@ line (and, for variables, column) in the ``.pflow`` file.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from ..diagnostics import Diagnostic, Span, error
@@ -61,6 +63,59 @@ def _explain_syntax_error(exc: Any, text: str) -> tuple[int, int, str]:
     return line_start, 1, msg
 
 
+@dataclass(frozen=True)
+class _Analysis:
+    """What checking a template text finds, whatever its place and scope: the names it
+    reads that are not Jinja globals, or the problem that stopped it (offset in the
+    text or ``None`` for the whole template, length, message)."""
+
+    names: frozenset[str] = frozenset()
+    problem: tuple[int | None, int, str] | None = None
+
+
+def _first_lines(text: str, wanted: frozenset[str]) -> dict[str, int]:
+    """The line of the first place the template ``text`` (which parses) reads each of
+    ``wanted``, in the order they are first read."""
+    from jinja2 import nodes
+
+    out: dict[str, int] = {}
+    for n in template_env().parse(text).find_all(nodes.Name):
+        if n.name in wanted and n.ctx == "load":
+            out.setdefault(n.name, n.lineno)
+    return out
+
+
+#: texts up to this many characters are cached (a few thousand of them at most)
+_CACHED_CHARS = 1 << 16
+
+
+def _analyse(text: str) -> _Analysis:
+    """What :func:`_analysed` finds, cached by text for texts of a usual size (a pure
+    function of the text: the environment is fixed).  Never raises."""
+    return _analysed_cached(text) if len(text) <= _CACHED_CHARS else _analysed(text)
+
+
+def _analysed(text: str) -> _Analysis:
+    """The template ``text`` parsed and code-generated once.  Never raises."""
+    from jinja2 import TemplateSyntaxError, meta
+
+    env = template_env()
+    try:
+        tree = env.parse(text)
+        # one code-generation pass finds the names the template reads and fails on
+        # unknown filters and tests (what ``env.compile`` would report), so the
+        # template is not compiled a second time here
+        undeclared = meta.find_undeclared_variables(tree)
+    except TemplateSyntaxError as exc:
+        return _Analysis(problem=_explain_syntax_error(exc, text))
+    except Exception as exc:  # Jinja's compiler may raise other errors for odd input
+        return _Analysis(problem=(None, 0, str(exc)))
+    return _Analysis(frozenset(undeclared - set(env.globals)))
+
+
+_analysed_cached = lru_cache(maxsize=4096)(_analysed)
+
+
 def check_template(node: ast.Str, allowed: set[str], where: str,
                    piece: str | None = None, piece_offset: int = 0
                    ) -> tuple[frozenset[str], list[Diagnostic]]:
@@ -70,39 +125,29 @@ def check_template(node: ast.Str, allowed: set[str], where: str,
     a syntax error, or each variable not in ``allowed`` (Jinja's own globals and
     the template's local names are always allowed).  Never raises.
     """
-    from jinja2 import TemplateSyntaxError, meta, nodes
-
-    env = template_env()
     full = node.value
     text = full if piece is None else piece
-    try:
-        tree = env.parse(text)
-        # one code-generation pass finds the names the template reads and fails on
-        # unknown filters and tests (what ``env.compile`` would report), so the
-        # template is not compiled a second time here
-        undeclared = meta.find_undeclared_variables(tree)
-    except TemplateSyntaxError as exc:
-        off, length, msg = _explain_syntax_error(exc, text)
+    found = _analyse(text)
+    if found.problem is not None:
+        off, length, msg = found.problem
+        if off is None:
+            return frozenset(), [error(node.span, f"template error in {where}: {msg}")]
         return frozenset(), [error(_span_at(node, full, piece_offset + off, length),
                                    f"template error in {where}: {msg}")]
-    except Exception as exc:  # Jinja's compiler may raise other errors for odd input
-        return frozenset(), [error(node.span, f"template error in {where}: {exc}")]
-    names = undeclared - set(env.globals)
+    names = found.names
     diags: list[Diagnostic] = []
-    unknown = sorted(names - allowed)
-    if unknown:
-        reported: set[str] = set()
-        for n in tree.find_all(nodes.Name):
-            if n.name in unknown and n.ctx == "load" and n.name not in reported:
-                reported.add(n.name)
-                line_start = _line_offset(text, n.lineno)
-                line_end = text.find("\n", line_start)
-                line_text = text[line_start: line_end if line_end >= 0 else len(text)]
-                m = re.search(rf"(?<![\w.]){re.escape(n.name)}(?!\w)", line_text)
-                col = m.start() if m else 0
-                span = _span_at(node, full, piece_offset + line_start + col, len(n.name))
-                scope = ", ".join(sorted(allowed)) or "none"
-                hint = suggest(n.name, sorted(allowed))
-                diags.append(error(span, f"unknown variable '{n.name}' in {where}{hint} "
-                                         f"(in scope: {scope})"))
-    return frozenset(names), diags
+    unknown = names - allowed
+    # an unknown name is rare: the text is parsed again to locate it (the cache keeps
+    # no trees)
+    for name, lineno in (_first_lines(text, unknown) if unknown else {}).items():
+        line_start = _line_offset(text, lineno)
+        line_end = text.find("\n", line_start)
+        line_text = text[line_start: line_end if line_end >= 0 else len(text)]
+        m = re.search(rf"(?<![\w.]){re.escape(name)}(?!\w)", line_text)
+        col = m.start() if m else 0
+        span = _span_at(node, full, piece_offset + line_start + col, len(name))
+        scope = ", ".join(sorted(allowed)) or "none"
+        hint = suggest(name, sorted(allowed))
+        diags.append(error(span, f"unknown variable '{name}' in {where}{hint} "
+                                 f"(in scope: {scope})"))
+    return names, diags

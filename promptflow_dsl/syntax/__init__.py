@@ -15,23 +15,26 @@ def parse_module(source: SourceFile) -> tuple[ast.Module | None, list[Diagnostic
     Returns the module (``None`` when the text does not parse) and the syntax and
     structural diagnostics found.  Never raises for any input text.
     """
-    from .builder import Builder, DepthExceeded
-    from .parser import SyntaxFailure, parse
+    from lark.exceptions import UnexpectedInput
 
-    try:
-        tree = parse(source)
-    except SyntaxFailure as exc:
-        return None, [exc.diagnostic]
-    from lark.exceptions import VisitError
-
-    from .builder import MAX_DEPTH
+    from .builder import MAX_DEPTH, Builder, DepthExceeded
+    from .gc_pause import paused_gc
+    from .parser import SyntaxFailure, get_parser, parse, with_text
+    from .reducer import parse_and_build
 
     builder = Builder(source.uri)
     try:
-        module = builder.transform(tree)
-    except VisitError as exc:
-        if isinstance(exc.orig_exc, DepthExceeded):
-            return None, [error(exc.orig_exc.span,
-                                f"expression or type nested more than {MAX_DEPTH} levels deep")]
-        raise exc.orig_exc from None
+        with with_text(source.text), paused_gc():
+            module = parse_and_build(get_parser(), source.text, builder)
+    except (UnexpectedInput, DepthExceeded) as exc:
+        # the diagnostic of the first syntax error comes from the tree-building parse
+        # (the examples of common mistakes are matched against its states); nesting
+        # too deep is reported only for text that parses, as the whole text is read first
+        try:
+            parse(source)
+        except SyntaxFailure as failure:
+            return None, [failure.diagnostic]
+        if not isinstance(exc, DepthExceeded):
+            raise
+        return None, [error(exc.span, f"expression or type nested more than {MAX_DEPTH} levels deep")]
     return module, builder.diagnostics

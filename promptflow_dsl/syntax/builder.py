@@ -1,7 +1,8 @@
-"""The build stage: Lark parse tree → :class:`ast.Module`.
+"""The build stage: grammar rules → :class:`ast.Module`.
 
-A non-recursive Lark transformer (so deep input never overflows the Python
-stack) turns each rule into a frozen AST node with its span.  Structural
+The parser calls a method of :class:`Builder` for each rule it reduces
+(:mod:`.reducer`; no parse tree is made, and nothing recurses, so deep input never
+overflows the Python stack), which turns the rule into a frozen AST node with its span.  Structural
 problems the grammar leaves open — unknown or repeated clauses, a clause value
 of the wrong shape, a positional argument after a keyword one, expressions
 nested absurdly deep — are collected as diagnostics rather than raised.
@@ -14,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from lark import Token, Transformer_NonRecursive, v_args
+from lark import Token
 
 from ..diagnostics import Diagnostic, Span, error, warning
 from ..kinds import registry
@@ -56,12 +57,15 @@ def _tok_span(file: str, tok: Token) -> Span:
     return Span(file, line, col, end_line, end_col)
 
 
-@v_args(meta=True)
-class Builder(Transformer_NonRecursive):
-    """Builds one module; ``diagnostics`` collects the structural problems found."""
+class Builder:
+    """Builds one module; ``diagnostics`` collects the structural problems found.
+
+    Each method named for a grammar rule (or its ``-> alias``) takes ``meta`` (the
+    rule's position: ``line``, ``column``, ``end_line``, ``end_column``, ``empty``) and
+    the rule's children, already built, and returns what the rule builds.
+    """
 
     def __init__(self, file: str) -> None:
-        super().__init__(visit_tokens=False)
         self.file = file
         self.diagnostics: list[Diagnostic] = []
         self._depth: dict[int, int] = {}
@@ -586,7 +590,7 @@ def _add_kind_rules() -> None:
     builder methods, called like the ones above."""
     for kind in registry.KINDS:
         for rule, build in registry.syntax(kind).RULES.items():
-            setattr(Builder, rule, v_args(meta=True)(build))
+            setattr(Builder, rule, build)
 
 
 _add_kind_rules()

@@ -18,6 +18,8 @@ import secrets
 import stat
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -245,15 +247,24 @@ def build_strict() -> Any:
     return Lark(grammar, parser="lalr", lexer="contextual", strict=True)
 
 
-def parse_text(text: str) -> Any:
-    """Parse ``text`` with the shared parser (raises Lark's ``UnexpectedInput``)."""
-    parser = get_parser()
+@contextmanager
+def with_text(text: str) -> Iterator[None]:
+    """Make ``text`` the text the post-lexer looks ahead in while it is parsed (this
+    thread only)."""
     previous = getattr(_TEXT, "value", None)
     _TEXT.value = text
     try:
-        return parser.parse(text)
+        yield
     finally:
         _TEXT.value = previous
+
+
+def parse_text(text: str) -> Any:
+    """Parse ``text`` with the shared parser into a Lark tree (raises Lark's
+    ``UnexpectedInput``)."""
+    parser = get_parser()
+    with with_text(text):
+        return parser.parse(text)
 
 
 def parse(source: SourceFile) -> Any:
