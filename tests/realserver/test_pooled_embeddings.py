@@ -16,15 +16,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from clients import CLIENTS, backend, run_config
 from llama_server import Server
 
 import promptflow_dsl as pf
-from promptflow_dsl.models.openai_http import OpenAIHTTPBackend
-from promptflow_dsl.models.remote import LiteLLMBackend
-from promptflow_dsl.runtime import RunConfig
-from promptflow_dsl.runtime.cache import CacheMode
-
-CLIENTS = {"fast": "", "litellm": ', client: "litellm"'}
 
 DEMOS = {
     "maths": ["What is 17 plus 25?", "What is 9 times 8?", "Compute 144 divided by 12."],
@@ -46,11 +41,6 @@ route pick(question: str) -> str {{
   expert animals -> same {{ demos "animals.jsonl" }}
 }}
 '''
-
-
-@pytest.fixture(params=sorted(CLIENTS))
-def client(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 def raw_vectors(server: Server, texts: list[str]) -> np.ndarray:
@@ -78,9 +68,7 @@ def expected(server: Server, question: str) -> dict[str, float]:
 
 
 def test_the_server_pools(pooled_server: Server, client: str):
-    cls = OpenAIHTTPBackend if client == "fast" else LiteLLMBackend
-    b = cls("openai/smollm2-embed", {"api_base": pooled_server.base_url, "embeddings": True},
-            max_attempts=2)
+    b = backend(client, pooled_server.base_url, model="openai/smollm2-embed", embeddings=True)
     vectors = asyncio.run(b.embed(["a cat", "a dog"]))
     assert len(vectors) == 2 and len(vectors[0]) == len(vectors[1]) == 576
     assert np.allclose(vectors, raw_vectors(pooled_server, ["a cat", "a dog"]), atol=1e-5)
@@ -94,7 +82,7 @@ def test_a_route_by_embedding_follows_cosine(pooled_server: Server, client: str,
     (tmp_path / "p.pflow").write_text(PROGRAM.format(base=pooled_server.base_url,
                                                      client=CLIENTS[client]))
     program = pf.load(tmp_path / "p.pflow")
-    config = RunConfig(cache=CacheMode.OFF, write_trace=False, trace_dir=tmp_path / "traces")
+    config = run_config(tmp_path, write_trace=False)
     chosen: list[str] = []
     for question in QUESTIONS:
         result = program.run("pick", config=config, question=question)
