@@ -22,6 +22,7 @@ from .analysis import Analysis
 from .completion import complete
 from .convert import Ranges, to_lsp
 from .documents import DocumentStore, path_to_uri
+from .formatting import formatting_edits
 from .navigate import definition, hover, references
 from .rename import RenameRefused, prepare, rename
 from .symbols import document_symbols
@@ -205,6 +206,12 @@ def build_server() -> PflowServer:
                           ls.ranges(analysis))
         except RenameRefused as exc:
             raise RequestFailed(str(exc)) from None
+
+    @server.feature(lsp.TEXT_DOCUMENT_FORMATTING)
+    def on_formatting(ls: PflowServer, params: lsp.DocumentFormattingParams
+                      ) -> list[lsp.TextEdit]:
+        doc = ls.store.docs.get(params.text_document.uri)
+        return formatting_edits(doc.text, params.text_document.uri) if doc else []
 
     return server
 
