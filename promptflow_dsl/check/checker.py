@@ -10,6 +10,8 @@ by its ``max_depth``).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+from collections.abc import Mapping
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -22,7 +24,7 @@ from .env import ModuleEnv
 from .evals import check_eval, data_sources
 from .exprs import ExprChecker
 from .fallbacks import check_fallbacks
-from .loader import LoadResult, Project
+from .loader import LoadedModule, LoadResult, Project
 from .program import CheckedModule, CheckedProgram, Details, HandlerInfo, Signature
 
 
@@ -101,18 +103,59 @@ def _check_recursion(modules: dict[str, CheckedModule], diags: list[Diagnostic])
         graph[cycle[0]].discard(cycle[1])
 
 
-def check_loaded(result: LoadResult, project: Project) -> tuple[CheckedProgram | None, list[Diagnostic]]:
-    """Check every loaded module.
+class CheckedModules(Protocol):
+    """Checked modules kept between checks, by :func:`module_stamp` (e.g. an LRU cache
+    in a long-running process): what :func:`check_loaded` reuses."""
+
+    def get(self, stamp: str) -> tuple[CheckedModule, list[Diagnostic]] | None:
+        """The checked module and the diagnostics its check reported, if kept."""
+        ...
+
+    def put(self, stamp: str, value: tuple[CheckedModule, list[Diagnostic]]) -> None:
+        """Keep ``value`` under ``stamp``."""
+        ...
+
+
+def module_stamp(lm: LoadedModule, project: Project, imported: Mapping[str, str]) -> str:
+    """A digest of everything checking ``lm`` depends on among ``.pflow`` files: its key,
+    name and text, the stamps of the modules it imports (``imported``: module key ->
+    stamp, so the digest covers imports transitively) and the project's folders.  Files
+    read besides ``.pflow`` files (prompt files, demos, data) are not part of it."""
+    h = hashlib.blake2b(digest_size=16)
+    base = f"{project.root}|{'|'.join(map(str, project.allowed))}"
+    for part in (base, lm.key, lm.source.uri, lm.source.text,
+                 *sorted(f"{a}={imported.get(k, k)}" for a, k in lm.imports.items())):
+        h.update(part.encode("utf-8", "surrogatepass") + b"\0")
+    return h.hexdigest()
+
+
+def check_loaded(result: LoadResult, project: Project, reuse: CheckedModules | None = None
+                 ) -> tuple[CheckedProgram | None, list[Diagnostic]]:
+    """Check every loaded module, imports first.
+
+    With ``reuse``, an imported module whose :func:`module_stamp` is kept there is taken
+    from it (with the diagnostics its check reported) instead of being checked again, and
+    every imported module checked is kept there; the entry module is always checked.
 
     Returns the program (``None`` if the entry did not parse) and all diagnostics;
     the caller decides whether errors are fatal.  Never raises for user errors.
     """
     diags = list(result.diagnostics)
     checked: dict[str, CheckedModule] = {}
+    stamps: dict[str, str] = {}
     for key in result.order:
         lm = result.modules[key]
+        stamp = None
+        if reuse is not None and key != result.entry:
+            stamps[key] = stamp = module_stamp(lm, project, stamps)
         if lm.module is None:
             continue
+        found = reuse.get(stamp) if reuse is not None and stamp is not None else None
+        if found is not None:
+            checked[key] = found[0]
+            diags.extend(found[1])
+            continue
+        before = len(diags)
         env = ModuleEnv(lm, checked, project, diags)
         try:
             _check_module(env)
@@ -120,6 +163,8 @@ def check_loaded(result: LoadResult, project: Project) -> tuple[CheckedProgram |
             diags.append(error(Span.point(lm.source.uri, 1, 1),
                                "program is nested too deeply to check"))
         checked[key] = env.cm
+        if reuse is not None and stamp is not None:
+            reuse.put(stamp, (env.cm, diags[before:]))
     if result.entry not in checked:
         return None, diags
     _check_recursion(checked, diags)

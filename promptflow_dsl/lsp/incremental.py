@@ -1,29 +1,26 @@
 """Checking with the imported modules of earlier checks reused.
 
-:func:`check_reusing` does what ``check.checker.check_loaded`` does, module by module
-in the same order with the same functions, except that an imported module whose text,
-imports (transitively) and project are those of an earlier check is not checked again:
-its ``CheckedModule`` and the diagnostics its check reported come from a
-:class:`ModuleCheckCache`.  The entry module is always checked.  Files a module reads
-besides ``.pflow`` files (prompt files, demos, data) are not part of the key: the
-server clears the cache when a file is saved.
+:class:`ModuleCheckCache` keeps checked imported modules, least recently used dropped
+past its size, for ``check.checker.check_loaded``'s ``reuse``: an imported module whose
+text, imports (transitively) and project are those of an earlier check is not checked
+again (see ``check.checker.module_stamp``).  The entry module is always checked.  Files
+a module reads besides ``.pflow`` files (prompt files, demos, data) are not part of the
+key: the server clears the cache when a file is saved.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 
-from ..check.checker import _check_module, _check_recursion
-from ..check.env import ModuleEnv
-from ..check.evals import data_sources
+from ..check.checker import check_loaded
 from ..check.loader import LoadResult, Project
 from ..check.program import CheckedModule, CheckedProgram
-from ..diagnostics import Diagnostic, Span, error
+from ..diagnostics import Diagnostic
 
 
 class ModuleCheckCache:
-    """Checked imported modules by a digest of their text, imports and project."""
+    """Checked imported modules by their stamp (a digest of their text, imports and
+    project); implements ``check.checker.CheckedModules``."""
 
     def __init__(self, size: int = 256) -> None:
         self.size = size
@@ -48,38 +45,4 @@ def check_reusing(result: LoadResult, project: Project, cache: ModuleCheckCache
                   ) -> tuple[CheckedProgram | None, list[Diagnostic]]:
     """``check_loaded(result, project)``, imported modules reused from ``cache``.
     Never raises for user errors."""
-    diags = list(result.diagnostics)
-    checked: dict[str, CheckedModule] = {}
-    stamps: dict[str, str] = {}
-    base = f"{project.root}|{'|'.join(map(str, project.allowed))}"
-    for key in result.order:
-        lm = result.modules[key]
-        h = hashlib.blake2b(digest_size=16)
-        for part in (base, key, lm.source.uri, lm.source.text,
-                     *sorted(f"{a}={stamps.get(k, k)}" for a, k in lm.imports.items())):
-            h.update(part.encode("utf-8", "surrogatepass") + b"\0")
-        stamps[key] = stamp = h.hexdigest()
-        if lm.module is None:
-            continue
-        found = cache.get(stamp) if key != result.entry else None
-        if found is not None:
-            checked[key] = found[0]
-            diags.extend(found[1])
-            continue
-        before = len(diags)
-        env = ModuleEnv(lm, checked, project, diags)
-        try:
-            _check_module(env)
-        except RecursionError:
-            diags.append(error(Span.point(lm.source.uri, 1, 1),
-                               "program is nested too deeply to check"))
-        checked[key] = env.cm
-        if key != result.entry:
-            cache.put(stamp, (env.cm, diags[before:]))
-    if result.entry not in checked:
-        return None, diags
-    _check_recursion(checked, diags)
-    program = CheckedProgram(checked[result.entry], checked, [d for d in diags if not d.is_error],
-                             result.sources, project.root, project.allowed)
-    program.sources.update(data_sources(checked.values()))
-    return program, diags
+    return check_loaded(result, project, reuse=cache)
