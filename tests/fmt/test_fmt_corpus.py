@@ -123,3 +123,44 @@ def test_most_examples_are_already_formatted() -> None:
     examples = [p for p in FILES if "examples" in p.parts or "stdlib" in p.parts]
     same = [p for p in examples if format_text(_read(p) or "") == _read(p)]
     assert len(same) >= 0.85 * len(examples), sorted(set(map(_id, examples)) - set(map(_id, same)))
+
+
+def _respaced(text: str, seed: str, comments: bool) -> str:
+    """``text`` with the whitespace between its tokens replaced at random (seeded):
+    a space, a tab, line breaks and blank lines, odd indentation; with ``comments``,
+    a comment after one token in four (at the end of its line or on a line of its own)."""
+    import random
+
+    from promptflow_dsl.fmt.tokens import lex
+
+    rnd = random.Random(seed)
+    out: list[str] = []
+    tokens = lex(text)
+    for i, tok in enumerate(tokens):
+        if i:
+            if tokens[i - 1].kind == "comment":
+                out.append("\n" + " " * rnd.randrange(6))
+            else:
+                out.append(rnd.choice([" ", "\n", "   ", "\n\n\n  ", " ", "\t", "\n      "]))
+            # (not before a `:`: the parser reads a keyword as a name only when `:` follows
+            # it across whitespace, so `type # c` then `: str` would not parse)
+            if comments and rnd.random() < 0.25 and tok.text != ":":
+                out.append(rnd.choice([f"  # c{i}\n", f"\n# own {i}\n  ", " #\n\n"]))
+        out.append(tok.text)
+    return "".join(out)
+
+
+PARSING = [p for p in FILES
+           if parse_module(SourceFile("f", (_read(p) or "").lstrip("\ufeff").replace("\r\n", "\n")))[0]
+           is not None]
+
+
+@pytest.mark.parametrize("path", PARSING, ids=_id)
+def test_any_spacing_and_comments_format_to_the_same_program(path: Path) -> None:
+    source = (_read(path) or "").lstrip("\ufeff").replace("\r\n", "\n")
+    for comments in (False, True):
+        messy = _respaced(source, _id(path), comments)
+        out = format_text(messy, "f.pflow")
+        assert format_text(out, "f.pflow") == out, "formatting twice changes the text"
+        assert _shape(out) == _shape(source)
+        assert _strings_and_comments(out) == _strings_and_comments(messy)
