@@ -80,22 +80,17 @@ def _size(span: Span) -> tuple[int, int]:
     return span.end_line - span.line, span.end_col - span.col
 
 
+#: the space of each kind of declaration
+_DECL_SPACES: tuple[tuple[type[ast.Decl], str], ...] = (
+    (ast.HandlerDecl, HANDLER), (ast.HookDecl, HOOK), (ast.TypeDecl, TYPE),
+    (ast.ModelDecl, MODEL), (ast.ImportDecl, IMPORT), (ast.EvalDecl, EVAL),
+    (ast.TestDecl, TEST))
+#: the spaces a plain name in an expression or clause may refer to, in lookup order
+VALUE_SPACES = (HANDLER, HOOK, IMPORT)
+
+
 def space_of(decl: ast.Decl) -> str | None:
-    if isinstance(decl, ast.HandlerDecl):
-        return HANDLER
-    if isinstance(decl, ast.HookDecl):
-        return HOOK
-    if isinstance(decl, ast.TypeDecl):
-        return TYPE
-    if isinstance(decl, ast.ModelDecl):
-        return MODEL
-    if isinstance(decl, ast.ImportDecl):
-        return IMPORT
-    if isinstance(decl, ast.EvalDecl):
-        return EVAL
-    if isinstance(decl, ast.TestDecl):
-        return TEST
-    return None
+    return next((space for kind, space in _DECL_SPACES if isinstance(decl, kind)), None)
 
 
 def names_of(module: ast.Module | None) -> dict[str, dict[str, ast.Decl]]:
@@ -112,11 +107,25 @@ def find_decl(module: ast.Module | None, symbol: Symbol) -> ast.Decl | None:
     return names_of(module).get(symbol.space, {}).get(symbol.name)
 
 
+def lookup(names: dict[str, dict[str, ast.Decl]], module: str, name: str,
+           spaces: tuple[str, ...]) -> Symbol | None:
+    """``name`` as a symbol of ``module`` (its declarations ``names``, by
+    :func:`names_of`) in the first of ``spaces`` that declares it; ``None`` when none
+    does."""
+    return next((Symbol(module, space, name) for space in spaces
+                 if name in names.get(space, {})), None)
+
+
 def tail_span(span: Span, name: str) -> Span:
     """The span of the last ``name`` characters of a one-line ``span`` (``alias.T`` -> ``T``)."""
     if span.line == span.end_line and span.end_col - span.col >= len(name):
         return Span(span.file, span.line, span.end_col - len(name), span.end_line, span.end_col)
     return span
+
+
+def head_span(span: Span, alias: str) -> Span:
+    """The span of the first ``alias`` characters of ``span`` (``alias.T`` -> ``alias``)."""
+    return Span(span.file, span.line, span.col, span.line, span.col + len(alias))
 
 
 def _children(node: Any) -> Iterator[tuple[str, Any]]:
@@ -164,21 +173,22 @@ class _Indexer:
     def add(self, span: Span, symbol: Symbol, is_decl: bool = False) -> None:
         self.out.occurrences.append(Occurrence(span, symbol, is_decl))
 
-    def value(self, name: str) -> Symbol | None:
-        for space in (HANDLER, HOOK, IMPORT):
-            if name in self.own.get(space, {}):
-                return Symbol(self.lm.key, space, name)
-        return None
+    def declared(self, name: str, spaces: tuple[str, ...] = VALUE_SPACES) -> Symbol | None:
+        """``name`` declared in this module, in the first of ``spaces`` that has it."""
+        return lookup(self.own, self.lm.key, name, spaces)
 
     def imported(self, alias: str, name: str, spaces: tuple[str, ...]) -> Symbol | None:
         target = self.lm.imports.get(alias)
         if target is None:
             return None
-        names = names_of(self.modules(target))
-        for space in spaces:
-            if name in names.get(space, {}):
-                return Symbol(target, space, name)
-        return None
+        return lookup(names_of(self.modules(target)), target, name, spaces)
+
+    def qualified(self, span: Span, alias: str, name: str, spaces: tuple[str, ...]) -> None:
+        """``alias.name`` written at ``span``: the name in the imported module, the alias."""
+        found = self.imported(alias, name, spaces)
+        if found is not None:
+            self.add(tail_span(span, name), found)
+        self.alias(alias, head_span(span, alias))
 
     def alias(self, name: str, span: Span) -> None:
         if name in self.lm.imports:
@@ -208,37 +218,24 @@ class _Indexer:
             return
 
     def ref(self, node: ast.Ref, space: str) -> None:
-        spaces = (MODEL,) if space == MODEL else (HANDLER, HOOK)
         if len(node.parts) == 1:
-            name = node.parts[0]
-            if space == MODEL:
-                if name in self.own.get(MODEL, {}):
-                    self.add(node.span, Symbol(self.lm.key, MODEL, name))
-                return
-            found = self.value(name)
+            found = self.declared(node.parts[0], (MODEL,) if space == MODEL else VALUE_SPACES)
             if found is not None:
                 self.add(node.span, found)
         elif len(node.parts) == 2:
             alias, name = node.parts
-            found = self.imported(alias, name, spaces)
-            if found is not None:
-                self.add(tail_span(node.span, name), found)
-            head = Span(node.span.file, node.span.line, node.span.col, node.span.line,
-                        node.span.col + len(alias))
-            self.alias(alias, head)
+            self.qualified(node.span, alias, name, (MODEL,) if space == MODEL else (HANDLER, HOOK))
 
     def named_type(self, node: ast.NamedType) -> None:
         if node.name in SCALARS:
             return
         if "." in node.name:
             alias, _, name = node.name.partition(".")
-            found = self.imported(alias, name, (TYPE,))
+            self.qualified(node.span, alias, name, (TYPE,))
+        else:
+            found = self.declared(node.name, (TYPE,))
             if found is not None:
-                self.add(tail_span(node.span, name), found)
-            self.alias(alias, Span(node.span.file, node.span.line, node.span.col, node.span.line,
-                                   node.span.col + len(alias)))
-        elif node.name in self.own.get(TYPE, {}):
-            self.add(node.span, Symbol(self.lm.key, TYPE, node.name))
+                self.add(node.span, found)
 
     def resolved(self, call: ast.Call) -> Symbol | None | bool:
         """What the checker resolved the call to: a symbol, ``False`` for a built-in,
@@ -286,7 +283,7 @@ class _Indexer:
                     continue
             if isinstance(node, ast.Name):
                 if node.name not in local and where not in ("action", "protocol", "by", "decoder"):
-                    found = self.value(node.name)
+                    found = self.declared(node.name)
                     if found is not None:
                         self.add(node.span, found)
                 continue
