@@ -535,15 +535,19 @@ def start_server(gguf: Path, cache: bool = True, n_ctx: int = 2048
                  ) -> tuple[subprocess.Popen[bytes], str]:
     """``python -m llama_cpp.server`` on a free loopback port.  With ``cache`` it keeps the
     evaluated states of earlier prompts in RAM (``--cache true --cache_type ram``) and
-    starts a prompt from the longest cached prefix: the logits of a token depend only on
-    the tokens before it, so greedy outputs are the same with or without it."""
+    starts a prompt from the longest cached prefix (the logits of a token depend only on
+    the tokens before it; llama.cpp does not promise bit-identical sums when a prompt is
+    evaluated in other pieces, so docs/techniques/decompose.md checks the outputs)."""
     port = free_port()
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host",
            "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", "2",
            "--verbose", "False"]
     if cache:
         cmd += ["--cache", "true", "--cache_type", "ram"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # as local/smollm2 does: with OpenMP's spinning barriers, a busy machine stalls
+    # generation almost completely (outputs are the same either way)
+    env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     base = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
