@@ -81,7 +81,12 @@ def _one(path: str, args: argparse.Namespace) -> int:
     if path == "-":
         sys.stdout.write(result)
     elif changed:
-        write_atomically(Path(path), result)
+        try:
+            write_atomically(Path(path), result)
+        except OSError as exc:
+            print(f"pflow fmt: {shown}: cannot write: {exc.strerror or exc}; the file is left "
+                  f"as it is", file=sys.stderr)
+            return EXIT_USAGE
         print(f"reformatted {shown}", file=sys.stderr)
     return EXIT_OK
 

@@ -37,7 +37,7 @@ class LexError(ValueError):
         self.offset, self.line, self.col = offset, line, col
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Token:
     """One token: its kind, exact text, 1-based line and column, and the newlines in
     the whitespace just before it (``newlines``)."""

@@ -126,3 +126,24 @@ def test_a_symbolic_link_keeps_pointing_at_the_formatted_file(tmp_path: Path) ->
 def test_no_path_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["fmt"]) == 2
     assert "PATH" in capsys.readouterr().err
+
+
+def test_a_failed_write_leaves_the_file_and_goes_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    first, second = tmp_path / "a.pflow", tmp_path / "b.pflow"
+    first.write_text(MESSY)
+    second.write_text(MESSY)
+    real_replace = os.replace
+    calls: list[str] = []
+
+    def failing_once(src: str, dst: str) -> None:
+        calls.append(dst)
+        if len(calls) == 1:
+            raise PermissionError(13, "Permission denied")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing_once)
+    assert main(["fmt", str(first), str(second)]) == 2
+    assert "a.pflow: cannot write: Permission denied" in capsys.readouterr().err
+    assert first.read_text() == MESSY and second.read_text() == TIDY
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pflow", "b.pflow"]
