@@ -119,6 +119,14 @@ def _renumber(labels: np.ndarray) -> list[int]:
     return [order[lab] for lab in labels.tolist()]
 
 
+def _spread(x: np.ndarray) -> tuple[int, float]:
+    """How many distinct rows ``x`` has (to six decimals) and its inertia as one cluster
+    (the sum of squared distances to its mean); ``(0, 0.0)`` for no rows."""
+    if not len(x):
+        return 0, 0.0
+    return len(np.unique(np.round(x, 6), axis=0)), float(((x - x.mean(axis=0)) ** 2).sum())
+
+
 def assign(vectors: np.ndarray, max_k: int, *, penalty: float = PENALTY,
            use_sklearn: bool | None = None) -> Assignment:
     """Cluster ``vectors`` into K in 2..max_k groups, K chosen by the criterion above.
@@ -129,8 +137,7 @@ def assign(vectors: np.ndarray, max_k: int, *, penalty: float = PENALTY,
     n = len(x)
     if use_sklearn is None:
         use_sklearn = have_sklearn()
-    distinct = len(np.unique(np.round(x, 6), axis=0)) if n else 0
-    inertia_1 = float(((x - x.mean(axis=0)) ** 2).sum()) if n else 0.0
+    distinct, inertia_1 = _spread(x)
     if distinct < 2 or inertia_1 <= 0:
         return Assignment(1, [0] * n, {}, {1: inertia_1}, "none")
     out = Assignment(0, [], {}, {1: inertia_1}, "scikit-learn" if use_sklearn else "numpy")
@@ -201,8 +208,7 @@ def assign_mop(vectors: np.ndarray, max_k: int, *, seed: int = 0, penalty: float
     n = len(x)
     if use_sklearn is None:
         use_sklearn = have_sklearn()
-    distinct = len(np.unique(np.round(x, 6), axis=0)) if n else 0
-    inertia_1 = float(((x - x.mean(axis=0)) ** 2).sum()) if n else 0.0
+    distinct, inertia_1 = _spread(x)
     if distinct < 2 or inertia_1 <= 0:
         centre = x.mean(axis=0, keepdims=True) if n else np.zeros((1, 0))
         return MopClusters(1, [0] * n, centre, {}, "none")
