@@ -158,9 +158,11 @@ def _code(st: _State, i: int, tok: Token) -> None:
     frame = st.stack[-1]
     item = _starts_item(st, frame, i, tok)
     prev = st.tokens[st.prev] if st.prev is not None else None
-    block_close = tok.is_closer and frame.body is not None
-    newline = (st.closed or tok.newlines > 0 or (item and prev is not None) or block_close
-               or (prev is not None and prev.is_opener and frame.body is not None))
+    block_close = tok.is_closer and frame.body is not None and frame.first is not None
+    empty_body = tok.is_closer and frame.body is not None and frame.first is None
+    newline = st.closed or (not empty_body and (
+        tok.newlines > 0 or (item and prev is not None) or block_close
+        or (prev is not None and prev.is_opener and frame.body is not None)))
     if item:
         frame.first = i
         if frame.body == "clauses":

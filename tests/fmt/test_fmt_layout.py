@@ -272,3 +272,10 @@ def test_the_token_pass_locates_what_is_no_token() -> None:
     kinds = [(t.kind, t.text) for t in lex('x = r"a" # c\n"""b"""')]
     assert kinds == [("word", "x"), ("punct", "="), ("string", 'r"a"'), ("comment", "# c"),
                      ("string", '"""b"""')]
+
+
+def test_an_empty_body_is_one_pair_of_braces() -> None:
+    assert fmt('test "x" {\n\n}\n') == 'test "x" {}\n'
+    assert fmt('route r(q: str) -> str { by llm expert a {\n} }') == (
+        'route r(q: str) -> str {\n  by llm\n  expert a {}\n}\n')
+    assert fmt('test "x" {   # nothing yet\n}') == 'test "x" {   # nothing yet\n}\n'
