@@ -10,6 +10,7 @@ The stages, earliest first::
 
     base      diagnostics, resources, syntax/,
               fmt/                       the formatter: tokens and the parser's verdict
+              highlight/                 the Pygments lexer and its word lists
     lang      lang/                      language semantics shared by check and run
     check     check/
     plan      plan/, picture/            pictures of plans (SVG, PNG, HTML)
@@ -59,6 +60,7 @@ TOP: dict[str, str] = {
     "diagnostics": "base",
     "resources": "base",
     "syntax": "base",
+    "highlight": "base",  # word lists and a Pygments lexer: imports nothing of the package
     "fmt": "base",
     "lang": "lang",
     "check": "check",
