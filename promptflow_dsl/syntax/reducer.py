@@ -19,7 +19,6 @@ turns both into diagnostics.
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 from .builder import Builder
@@ -45,7 +44,8 @@ class Built:
 class _Rule:
     """How one grammar rule's children are shaped and built (see the module doc)."""
 
-    __slots__ = ("keep", "splice", "expand1", "inline", "method", "passthrough")
+    __slots__ = ("keep", "splice", "expand1", "inline", "method", "passthrough", "size",
+                 "origin")
 
     def __init__(self, rule: Any) -> None:
         keep_all = rule.options.keep_all_tokens
@@ -58,13 +58,11 @@ class _Rule:
         self.inline = rule.origin.name.startswith("_")
         name = rule.alias or rule.origin.name
         self.method: str | None = None if self.inline else str(name)
+        self.size = len(rule.expansion)
+        self.origin = rule.origin.name
         #: ``?a: b``: the child stands for the rule, with the same extent
         self.passthrough = self.expand1 and self.keep == (0,) and len(rule.expansion) == 1 \
             and not self.splice
-
-
-def _first(children: list[Any]) -> Any:
-    return children[0]
 
 
 def _reduce(plan: _Rule, builder: Builder, children: list[Any]) -> Any:
@@ -112,20 +110,69 @@ def _plans(lark: Any) -> dict[Any, _Rule]:
     return found
 
 
+class _Position:
+    """What the contextual lexer reads of the parser: the state it is in."""
+
+    __slots__ = ("stack",)
+
+    def __init__(self, stack: list[Any]) -> None:
+        self.stack = stack
+
+    @property
+    def position(self) -> Any:
+        return self.stack[-1]
+
+
 def parse_and_build(lark: Any, text: str, builder: Builder) -> Any:
-    """The module ``text`` builds to, parsed with ``lark``'s tables (a Lark LALR parser,
-    tree-building or not: only its tables and lexer are used).
+    """The module ``text`` builds to, parsed with ``lark``'s tables and lexer (a Lark
+    LALR parser with the contextual lexer; its own tree building is not used).
 
     Raises Lark's ``UnexpectedInput`` on a syntax error and ``DepthExceeded`` when the
     builder finds nesting past its limit.
     """
-    from lark.parsers.lalr_parser_state import ParseConf, ParserState
+    from lark import Token
+    from lark.exceptions import UnexpectedToken
+    from lark.parsers.lalr_analysis import Shift
 
-    callbacks = {rule: _first if plan.passthrough else partial(_reduce, plan, builder)
-                 for rule, plan in _plans(lark).items()}
-    frontend = lark.parser
-    inner = frontend.parser.parser
-    state = ParserState(ParseConf(inner.parse_table, callbacks, "start"),
-                        frontend._make_lexer_thread(text))
-    result = inner.parse_from_state(state)
+    plans = _plans(lark)
+    inner = lark.parser.parser.parser
+    table = inner.parse_table
+    states = table.states
+    end_state = table.end_states["start"]
+    state_stack: list[Any] = [table.start_states["start"]]
+    value_stack: list[Any] = []
+    thread = lark.parser._make_lexer_thread(text)
+    token = None
+
+    def feed(token: Any, is_end: bool) -> Any:
+        kind = token.type
+        while True:
+            try:
+                action, arg = states[state_stack[-1]][kind]
+            except KeyError:
+                raise UnexpectedToken(token, set()) from None
+            if action is Shift:
+                state_stack.append(arg)
+                value_stack.append(token)
+                return None
+            plan = plans[arg]
+            if plan.passthrough:  # `?a: b`: b stands for a, same value, same extent
+                state_stack.pop()
+            else:
+                size = plan.size
+                if size:
+                    children = value_stack[-size:]
+                    del state_stack[-size:]
+                    del value_stack[-size:]
+                else:
+                    children = []
+                value_stack.append(_reduce(plan, builder, children))
+            state_stack.append(states[state_stack[-1]][plan.origin][1])
+            if is_end and state_stack[-1] == end_state:
+                return value_stack[-1]
+
+    for token in thread.lex(_Position(state_stack)):
+        feed(token, False)
+    end = Token.new_borrow_pos("$END", "", token) if token else Token("$END", "", 0, 1, 1)
+    result = feed(end, True)
     return result.value if type(result) is Built else result
