@@ -10,7 +10,7 @@ written back with its exact text.  The rules (see README.md):
 * one item per line in a body: every top-level declaration, every clause of a
   prompt, route, expert, decompose, sketch or hook body, every statement of a flow or
   test, every item of an eval and every field of a type starts on a line of its own;
-  other line breaks are kept as written;
+  an empty body is ``{}``; other line breaks are kept as written;
 * blank lines: runs of blank lines become one; none after an opening or before a
   closing bracket; one around a top-level declaration that takes more than one line
   (put before the comments just above it);

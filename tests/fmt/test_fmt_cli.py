@@ -147,3 +147,15 @@ def test_a_failed_write_leaves_the_file_and_goes_on(
     assert "a.pflow: cannot write: Permission denied" in capsys.readouterr().err
     assert first.read_text() == MESSY and second.read_text() == TIDY
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pflow", "b.pflow"]
+
+
+def test_the_pflow_command_as_a_filter() -> None:
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-m", "promptflow_dsl", "fmt", "-"], input=MESSY.encode(),
+                          capture_output=True, timeout=120, check=False)
+    assert (done.returncode, done.stdout.decode(), done.stderr) == (0, TIDY, b"")
+    bad = subprocess.run([sys.executable, "-m", "promptflow_dsl", "fmt", "-"],
+                         input=b"prompt p( ->", capture_output=True, timeout=120, check=False)
+    assert bad.returncode == 2 and bad.stdout == b""
+    assert b"<stdin>:1:11: error" in bad.stderr
