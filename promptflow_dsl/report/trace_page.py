@@ -8,19 +8,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..runtime.trace import format_ms
 from .page import esc, page
 from .svg import step_chart
 from .trace_data import ViewData
 
 STATUSES = ("ok", "failed", "skipped", "not_taken", "running")
-
-
-def _ms(ms: float) -> str:
-    if ms < 1000:
-        return f"{ms:.0f} ms"
-    if ms < 60_000:
-        return f"{ms / 1000:.2f} s"
-    return f"{int(ms // 60_000)} min {ms % 60_000 / 1000:.0f} s"
 
 
 def _short(value: Any, limit: int = 160) -> str:
@@ -50,7 +43,7 @@ def _header(view: ViewData) -> str:
     else:
         title = f"run {h.get('run_id', '?')}"
     lines = [f'<h1>{esc(title)} <span class="{esc(status)}">{esc(mark)} {esc(status)}</span> '
-             f'<span class="muted">{esc(_ms(float(h.get("wall_ms") or view.span_ms)))}</span></h1>']
+             f'<span class="muted">{esc(format_ms(float(h.get("wall_ms") or view.span_ms)))}</span></h1>']
     facts = []
     if h.get("program"):
         facts.append(f"program <b>{esc(h['program'])}</b>")

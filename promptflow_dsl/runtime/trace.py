@@ -587,7 +587,8 @@ def _inputs_line(inputs: Mapping[str, Any]) -> str:
     return _clip(", ".join(parts))
 
 
-def _ms(ms: float) -> str:
+def format_ms(ms: float) -> str:
+    """A duration in milliseconds for people: ``420 ms``, ``1.25 s``, ``2 min 5 s``."""
     if ms < 1000:
         return f"{ms:.0f} ms"
     if ms < 60_000:
@@ -609,7 +610,7 @@ def _step_line(step: Step, color: bool) -> str:
     if step.answered_by:
         parts.append(_paint(f"answered by fallback '{step.answered_by}'", "33", color))
     if step.status not in ("skipped", "not_taken"):
-        parts.append(_ms(step.latency_ms))
+        parts.append(format_ms(step.latency_ms))
     if step.cache_hit:
         parts.append(_paint("cached", "36", color))
     if step.usage is None and step.usage_unknown:
@@ -661,7 +662,7 @@ def render_trace_tree(trace: Trace, color: bool = False) -> str:
     if t.usage_unknown:
         totals += (f" (usage unknown for {t.usage_unknown} call{'s' if t.usage_unknown != 1 else ''}"
                    f": not counted, so tokens and cost are at least these)")
-    lines = [f"run {trace.run_id}  {status}  {_ms(trace.wall_ms)}",
+    lines = [f"run {trace.run_id}  {status}  {format_ms(trace.wall_ms)}",
              f"program: {trace.program}  entry: {trace.entry}",
              f"totals: {totals}"]
     if trace.models:
