@@ -189,7 +189,7 @@ def _hole_states(inner: str) -> dict[str, State]:
 def _tokens() -> dict[str, State]:
     template_words = tuple(c for c in w.TEMPLATE_CLAUSES if c not in w.HOLE_CLAUSES)
     handlers = tuple(k for k in w.HANDLER_KINDS if k != "prompt")
-    clause_words = tuple(c for c in w.CLAUSES if c not in w.KEYWORDS or c in ("model", "prompt"))
+    clause_words = tuple(c for c in w.CLAUSES if c != "if")  # `if` is a keyword everywhere
     tokens: dict[str, State] = {
         "root": [
             include("comment"),

@@ -152,16 +152,25 @@ def holes(inner: str) -> dict[str, Rule]:
     """Sketch holes ``[name options]`` and the literal ``[[``."""
     guard = '(?=""")' if inner == "tq" else r'(?<!\\)(?=")|$'
     quote = '"' if inner == "tq" else r'\\"'
-    option_string: Rule = {
-        "name": "string.quoted.double.hole.pflow",
-        "begin": f"(?:r)?{quote}",
+    escape = r"\\[^\"]" if inner == "line" else r"\\."
+    raw_string: Rule = {
+        "name": "string.quoted.double.raw.hole.pflow",
+        "begin": f"r{quote}",
         "beginCaptures": {"0": {"name": "punctuation.definition.string.begin.pflow"}},
         "end": f"({quote})|{guard}",
         "endCaptures": {"1": {"name": "punctuation.definition.string.end.pflow"}},
-        "patterns": [{"match": r"\\[^\"]" if inner == "line" else r"\\.",
-                      "name": "constant.character.escape.pflow"}],
+        "patterns": [{"match": escape}],  # kept as written; only stops the quote ending it
+    }
+    option_string: Rule = {
+        "name": "string.quoted.double.hole.pflow",
+        "begin": quote,
+        "beginCaptures": {"0": {"name": "punctuation.definition.string.begin.pflow"}},
+        "end": f"({quote})|{guard}",
+        "endCaptures": {"1": {"name": "punctuation.definition.string.end.pflow"}},
+        "patterns": [{"match": escape, "name": "constant.character.escape.pflow"}],
     }
     body: list[Rule] = [
+        raw_string,
         option_string,
         {"match": rf"\b(?:{alt(w.HOLE_OPTIONS)})\b", "name": "variable.parameter.hole.pflow"},
         {"match": r"\bin\b", "name": "keyword.operator.word.pflow"},
@@ -171,7 +180,7 @@ def holes(inner: str) -> dict[str, Rule]:
         {"match": "[:,]", "name": "punctuation.separator.pflow"},
         {"match": r"[{}]", "name": "punctuation.section.braces.pflow"},
         {"begin": r"\[", "end": rf"\]|{guard}",
-         "patterns": [option_string, {"match": ",", "name": "punctuation.separator.pflow"}]},
+         "patterns": [raw_string, option_string, {"match": ",", "name": "punctuation.separator.pflow"}]},
     ]
     return {
         f"holes-{inner}": {"patterns": [
@@ -196,7 +205,7 @@ def grammar() -> dict[str, Any]:
     template_words = alt([c for c in w.TEMPLATE_CLAUSES if c not in w.HOLE_CLAUSES])
     hole_words = alt(w.HOLE_CLAUSES)
     other_handlers = alt([k for k in w.HANDLER_KINDS if k != "prompt"])
-    clause_words = alt([c for c in w.CLAUSES if c not in w.KEYWORDS or c in ("model", "prompt")])
+    clause_words = alt([c for c in w.CLAUSES if c != "if"])  # `if` is a keyword everywhere
     clause_cap = {"1": {"name": "keyword.other.clause.pflow"}}
     not_value = r"(?!(?:and|or|in|if|else|for|not|contains)\b)"
 
