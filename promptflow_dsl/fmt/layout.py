@@ -44,14 +44,14 @@ OPERATOR_WORDS = frozenset({"and", "or", "not", "in", "contains", "else", "for"}
 #: may be names: a flow variable ``replies``)
 CONTINUING = {"mock": frozenset({"replies", "returns", "for"}), "expert": frozenset({"when"}),
               "experts": frozenset({"auto", "from", "max"}), "import": frozenset({"as"}),
-              "data": frozenset({"as"}), "model": frozenset({"embed"}),
-              "test": frozenset({"live"}), "tool": frozenset({"python"})}
-#: words after which an operand follows: a word after them continues the item, a ``-``
-#: after them is unary and a ``(`` after them is not a call
-LEADING = OPERATOR_WORDS | DECL_WORDS | frozenset({
-    "if", "try", "return", "mock", "expect", "error", "expert", "experts", "data", "run",
-    "metric", "threshold", "as", "when", "from", "max", "auto", "replies", "returns",
-    "python"})
+              "data": frozenset({"as"}), "tool": frozenset({"python"})}
+#: words that are keywords wherever they are
+EXPRESSION_WORDS = OPERATOR_WORDS | frozenset({"if", "try"})
+#: the words that are keywords as the first word of an item of a statement or eval body
+ITEM_WORDS = {"stmts": frozenset({"return", "mock", "expect"}),
+              "eval": frozenset({"data", "run", "metric", "threshold"})}
+#: a keyword that makes the next word one: `expect error`, `mock model`
+SECOND_WORDS = {"expect": "error", "mock": "model"}
 _TIGHT_BEFORE = frozenset({",", ")", "]", ":", ".", "?"})
 _VALUE_PUNCT = frozenset({")", "]", "}", "?"})
 
@@ -89,7 +89,7 @@ class _State:
     tokens: list[Token]
     stack: list[_Frame] = field(default_factory=lambda: [_Frame("", "top", 0, 0)])
     lines: list[_Line] = field(default_factory=list)
-    clause_words: set[int] = field(default_factory=set)
+    keywords: set[int] = field(default_factory=set)  # token indices read as keywords
     prev: int | None = None  # index of the previous code token
     closed: bool = True  # the current line ended with a comment: the next token starts a line
     glue: bool = False  # no space before the next token (after a unary `-` or a kwarg `=`)
@@ -108,7 +108,9 @@ def layout(tokens: list[Token]) -> str:
 
 
 def _value_end(st: _State, i: int | None) -> bool:
-    """Does token ``i`` end an operand (so a word after it may start a new item)?"""
+    """Does token ``i`` end an operand?  (Then a word after it may start a new item, a
+    ``-`` after it is binary and a ``(`` after it is a call.)  A word does unless it was
+    read as a keyword: after a keyword an operand follows."""
     if i is None:
         return False
     tok = st.tokens[i]
@@ -116,7 +118,26 @@ def _value_end(st: _State, i: int | None) -> bool:
         return True
     if tok.kind == PUNCT:
         return tok.text in _VALUE_PUNCT
-    return tok.text not in LEADING and i not in st.clause_words
+    return i not in st.keywords
+
+
+def _is_keyword(st: _State, frame: _Frame, tok: Token, item: bool) -> bool:
+    """Is the word ``tok`` a keyword where it stands?  Most of the language's keywords
+    are keywords in one place only (``data`` starts an eval item, ``max`` continues an
+    ``experts`` clause) and names anywhere else (``data[0]``, ``max(a, b)``)."""
+    if tok.kind != WORD:
+        return False
+    if tok.text in EXPRESSION_WORDS:
+        return True
+    if frame.body is None:
+        return False
+    if item:
+        return frame.body in ("top", "clauses") or tok.text in ITEM_WORDS.get(frame.body, ())
+    if frame.first is None or st.prev is None:
+        return False
+    if st.prev in st.keywords and SECOND_WORDS.get(st.tokens[st.prev].text) == tok.text:
+        return True
+    return tok.text in CONTINUING.get(st.tokens[frame.first].text, ())
 
 
 def _starts_item(st: _State, frame: _Frame, i: int, tok: Token) -> bool:
@@ -163,11 +184,11 @@ def _code(st: _State, i: int, tok: Token) -> None:
     newline = st.closed or (not empty_body and (
         tok.newlines > 0 or (item and prev is not None) or block_close
         or (prev is not None and prev.is_opener and frame.body is not None)))
+    if _is_keyword(st, frame, tok, item):
+        st.keywords.add(i)
     if item:
         frame.first = i
-        if frame.body == "clauses":
-            st.clause_words.add(i)
-        elif frame.body == "top":
+        if frame.body == "top":
             st.decl += 1
     if newline:
         if tok.is_closer:

@@ -279,3 +279,13 @@ def test_an_empty_body_is_one_pair_of_braces() -> None:
     assert fmt('route r(q: str) -> str { by llm expert a {\n} }') == (
         'route r(q: str) -> str {\n  by llm\n  expert a {}\n}\n')
     assert fmt('test "x" {   # nothing yet\n}') == 'test "x" {   # nothing yet\n}\n'
+
+
+def test_words_that_are_keywords_in_one_place_are_names_elsewhere() -> None:
+    text = ('flow f(data: list[int], max: int) -> int {\n  run = data[0] - 1\n'
+            '  return max(run, -max)\n}\n')
+    assert fmt(text) == text
+    assert fmt('eval e { data "d.jsonl" as T run f(x=row.a) metric m = -1 threshold m >= 0.5 }') == (
+        'eval e {\n  data "d.jsonl" as T\n  run f(x=row.a)\n  metric m = -1\n  threshold m >= 0.5\n}\n')
+    assert fmt('route r(q: str) -> str { by llm experts auto from "d.jsonl" max 4 }') == (
+        'route r(q: str) -> str {\n  by llm\n  experts auto from "d.jsonl" max 4\n}\n')
