@@ -9,17 +9,10 @@ from pathlib import Path
 
 import pytest
 from corpus_paths import SHARED_EXAMPLES
-
-from promptflow_dsl import cli
+from pflow_cli import run
 
 GOOD = 'prompt greet(name: str) -> str = "Say hello to {{ name }}."\n'
 BAD = 'flow f(x: str) -> int {\n  return x\n}\n'
-
-
-def run(argv: list[str], capsys) -> tuple[int, str, str]:
-    code = cli.main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_check_ok(tmp_path: Path, capsys):

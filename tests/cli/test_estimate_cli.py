@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from promptflow_dsl import cli
+from pflow_cli import run
 
 PROGRAM = """model default = "echo"
 type V { label: "good" | "bad" }
@@ -19,12 +18,6 @@ flow triage(review: str) -> str {
   return r
 }
 """
-
-
-def run(argv: list[str], capsys) -> tuple[int, str, str]:
-    code = cli.main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from corpus_paths import SHARED_EXAMPLES
+from pflow_cli import run
 
 from promptflow_dsl import cli
 from promptflow_dsl.testing.harness import Harness
@@ -74,12 +75,6 @@ ROWS = [
     {"id": "d", "text": "boom", "gold": "boom"},
     {"id": "e", "text": "same", "gold": "same"},
 ]
-
-
-def run(argv: list[str], capsys) -> tuple[int, str, str]:
-    code = cli.main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

@@ -11,8 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-from promptflow_dsl import cli
+from pflow_cli import run
 
 PROGRAM = '''
 model default = "echo"
@@ -35,12 +34,6 @@ def mark(text):
         raise ValueError(f"bad input {text!r}")
     return text.upper()
 '''
-
-
-def run(argv: list[str], capsys) -> tuple[int, str, str]:
-    code = cli.main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

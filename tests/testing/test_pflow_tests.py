@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from corpus_paths import REPO
+from pflow_cli import run as run_cli
 
-from promptflow_dsl import cli
 from promptflow_dsl.runtime import RunError
 from promptflow_dsl.testing.harness import Harness
 
@@ -31,12 +31,6 @@ def broken(tmp_path: Path) -> tuple[Path, int]:
     path = tmp_path / "broken.pflow"
     path.write_text(text)
     return path, line
-
-
-def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    code = cli.main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_pflow_test_passes_the_suite_files(capsys):
