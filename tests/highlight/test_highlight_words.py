@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 from corpus_paths import REPO
 from lark import Lark
 
@@ -58,5 +59,7 @@ def test_hole_options_are_the_ones_completion_offers():
 
 def test_textmate_grammar_is_generated_from_the_lists():
     script = REPO / "editors" / "vscode" / "syntaxes" / "generate.py"
+    if not script.exists():
+        pytest.skip("no editors/ folder in this copy of the project (an sdist leaves it out)")
     r = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
