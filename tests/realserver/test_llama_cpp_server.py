@@ -306,12 +306,10 @@ def test_a_server_killed_mid_stream_is_an_error(tmp_path: Path, client: str):
 
 
 def test_the_documented_example_runs(real_server: Server, client: str, tmp_path: Path):
-    import re
-
     from corpus_paths import REPO
+    from doc_blocks import pflow_blocks
 
-    doc = (REPO / "docs" / "servers.md").read_text()
-    blocks = [b for b in re.findall(r"```pflow\n(.*?)```", doc, re.S) if "prompt say" in b]
+    blocks = [b for b in pflow_blocks(REPO / "docs" / "servers.md") if "prompt say" in b]
     assert len(blocks) == 1
     text = blocks[0].replace("http://127.0.0.1:8000/v1", real_server.base_url)
     if client == "litellm":

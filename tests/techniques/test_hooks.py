@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from corpus_paths import REPO, SHARED_EXAMPLES
+from doc_blocks import check_blocks, pflow_blocks
 
 import promptflow_dsl as pf
 from promptflow_dsl.kinds.prompt import triggers as ht
@@ -758,16 +759,6 @@ def test_guardrail_tools():
 
 
 def test_reference_pflow_blocks_check_and_their_tests_pass(tmp_path, capsys):
-    import re
-
-    from promptflow_dsl import cli
-
-    doc = (REPO / "docs" / "techniques" / "hooks.md").read_text()
-    blocks = re.findall(r"```pflow\n(.*?)```", doc, re.S)
+    blocks = pflow_blocks(REPO / "docs" / "techniques" / "hooks.md")
     assert len(blocks) >= 2
-    for i, block in enumerate(blocks):
-        path = tmp_path / f"block{i}.pflow"
-        path.write_text(block)
-        pf.load(path)
-        if "test \"" in block:
-            assert cli.main(["test", str(path)]) == 0, capsys.readouterr().out
+    check_blocks(blocks, tmp_path, capsys)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from corpus_paths import REPO, SHARED_EXAMPLES
+from doc_blocks import check_blocks, pflow_blocks
 
 import promptflow_dsl as pf
 from promptflow_dsl import cli
@@ -667,18 +668,11 @@ def test_bench_with_a_litellm_embedding_model(fake_openai, monkeypatch, capsys):
 
 
 def test_reference_pflow_blocks_check_and_their_tests_pass(tmp_path, capsys):
-    import re
     import shutil
 
-    doc = (REPO / "docs" / "techniques" / "route.md").read_text()
-    blocks = re.findall(r"```pflow\n(.*?)```", doc, re.S)
+    blocks = pflow_blocks(REPO / "docs" / "techniques" / "route.md")
     assert len(blocks) >= 5
     (tmp_path / "pflow.toml").write_text("")
     shutil.copytree(REPO / "examples" / "routing" / "data", tmp_path / "data")
     jsonl(tmp_path / "auto.optimized.expert_1.jsonl", MATH)
-    for i, block in enumerate(blocks):
-        path = tmp_path / f"block{i}.pflow"
-        path.write_text(block)
-        pf.load(path)
-        if "test \"" in block:
-            assert cli.main(["test", str(path)]) == 0, capsys.readouterr().out
+    check_blocks(blocks, tmp_path, capsys)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from corpus_paths import REPO, SHARED_EXAMPLES
+from doc_blocks import check_blocks, pflow_blocks
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -771,12 +772,6 @@ def test_bench_runs_against_the_fake_server(fake, tmp_path, capsys):
 # ---------------------------------------------------------------- the reference
 
 def test_reference_pflow_blocks_check_and_their_tests_pass(tmp_path, capsys):
-    doc = (REPO / "docs" / "techniques" / "sketch.md").read_text()
-    blocks = re.findall(r"```pflow\n(.*?)```", doc, re.S)
+    blocks = pflow_blocks(REPO / "docs" / "techniques" / "sketch.md")
     assert len(blocks) >= 2
-    for i, block in enumerate(blocks):
-        path = tmp_path / f"block{i}.pflow"
-        path.write_text(block)
-        pf.load(path)
-        if "test \"" in block:
-            assert cli.main(["test", str(path)]) == 0, capsys.readouterr().out
+    check_blocks(blocks, tmp_path, capsys)
