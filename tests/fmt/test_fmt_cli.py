@@ -159,3 +159,20 @@ def test_the_pflow_command_as_a_filter() -> None:
                          input=b"prompt p( ->", capture_output=True, timeout=120, check=False)
     assert bad.returncode == 2 and bad.stdout == b""
     assert b"<stdin>:1:11: error" in bad.stderr
+
+
+def test_a_formatter_mistake_never_reaches_the_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import promptflow_dsl.fmt as fmt
+
+    f = tmp_path / "a.pflow"
+    f.write_text(MESSY)
+    monkeypatch.setattr(fmt, "layout", lambda tokens: 'model m = "x"\n')  # a token lost
+    with pytest.raises(fmt.FormatterBug):
+        fmt.format_text(MESSY)
+    assert main(["fmt", str(f)]) == 70
+    assert "internal error" in capsys.readouterr().err
+    assert f.read_text() == MESSY
+    monkeypatch.setattr(fmt, "layout", lambda tokens: '# other\nmodel m="x"\nprompt p(q:str)->str{user "{{ q }}"}\n')
+    with pytest.raises(fmt.FormatterBug, match="comments"):
+        fmt.format_text(MESSY)
