@@ -164,3 +164,14 @@ def test_any_spacing_and_comments_format_to_the_same_program(path: Path) -> None
         assert format_text(out, "f.pflow") == out, "formatting twice changes the text"
         assert _shape(out) == _shape(source)
         assert _strings_and_comments(out) == _strings_and_comments(messy)
+
+
+@pytest.mark.parametrize("path", PARSING, ids=_id)
+def test_the_token_pass_splits_text_as_the_grammar_does(path: Path) -> None:
+    """The formatter's own token patterns follow the grammar's terminals: on every file
+    they cut the text where Lark's lexer over grammar/pflow.lark cuts it."""
+    from promptflow_dsl.fmt.tokens import COMMENT, lex
+
+    source = (_read(path) or "").lstrip("\ufeff").replace("\r\n", "\n")
+    ours = [t.text for t in lex(source) if t.kind != COMMENT]
+    assert ours == [str(t) for t in _lark_lexer().lex(source)]
