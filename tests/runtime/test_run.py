@@ -6,10 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from run_config import cfg
 
 import promptflow_dsl as pf
 from promptflow_dsl.models.scripted import ScriptedBackend
-from promptflow_dsl.runtime import InputError, RunConfig, RunFailed
+from promptflow_dsl.runtime import InputError, RunFailed
 from promptflow_dsl.runtime.cache import CacheMode
 
 TOOLS = '''
@@ -81,11 +82,6 @@ def program(tmp_path: Path):
     (tmp_path / "tools.py").write_text(TOOLS)
     (tmp_path / "p.pflow").write_text(PROGRAM)
     return pf.load(tmp_path / "p.pflow")
-
-
-def cfg(tmp_path: Path, **kw) -> RunConfig:
-    kw.setdefault("cache", CacheMode.OFF)
-    return RunConfig(trace_dir=tmp_path / "traces", cache_dir=tmp_path / "cache", **kw)
 
 
 def test_fan_out_with_filter(program, tmp_path):

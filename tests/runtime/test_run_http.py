@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+from run_config import cfg
 
 import promptflow_dsl as pf
-from promptflow_dsl.runtime import RunConfig, RunFailed
+from promptflow_dsl.runtime import RunFailed
 from promptflow_dsl.runtime.cache import CacheMode
 
 SECRET = "sk-fake-secret-key-0123456789"
@@ -45,11 +46,6 @@ def make(tmp_path: Path, fake_openai, monkeypatch):
         return pf.load(path)
 
     return _make
-
-
-def cfg(tmp_path: Path, **kw) -> RunConfig:
-    kw.setdefault("cache", CacheMode.OFF)
-    return RunConfig(trace_dir=tmp_path / "traces", cache_dir=tmp_path / "cache", **kw)
 
 
 def test_chat_through_litellm(make, fake_openai, tmp_path):

@@ -6,12 +6,12 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from run_config import cfg
 
 import promptflow_dsl as pf
 from promptflow_dsl.models.base import GenParams, Message, ModelError, Reply, Usage
 from promptflow_dsl.models.scripted import ScriptedBackend
-from promptflow_dsl.runtime import RunConfig, RunFailed
-from promptflow_dsl.runtime.cache import CacheMode
+from promptflow_dsl.runtime import RunFailed
 from promptflow_dsl.runtime.trace import render_trace_tree
 from promptflow_dsl.testing import run_test
 
@@ -118,11 +118,6 @@ def program(tmp_path: Path) -> pf.CheckedProgram:
     (tmp_path / "tools.py").write_text(TOOLS)
     (tmp_path / "p.pflow").write_text(PROGRAM)
     return pf.load(tmp_path / "p.pflow")
-
-
-def cfg(tmp_path: Path, **kw) -> RunConfig:
-    kw.setdefault("cache", CacheMode.OFF)
-    return RunConfig(trace_dir=tmp_path / "traces", cache_dir=tmp_path / "cache", **kw)
 
 
 def test_a_reply_that_never_validates_falls_back_and_stays_in_the_trace(program, tmp_path):
