@@ -1,4 +1,4 @@
-"""Every .pflow file of the repository (and the language's example folder), formatted.
+"""Every .pflow file of the repository (examples/, stdlib/, tests/) and of the language's example folder, formatted.
 
 For each file that parses: formatting is idempotent; the formatted text parses to the
 same AST (dumps compared without positions) and checks with the same diagnostics;
@@ -27,7 +27,7 @@ SHARED_EXAMPLES = REPO.parent / "shared" / "spec" / "examples"
 
 
 def _all_files() -> list[Path]:
-    found = [p for p in REPO.rglob("*.pflow")
+    found = [p for folder in ("examples", "stdlib", "tests") for p in (REPO / folder).rglob("*.pflow")
              if not any(part.startswith(".") for part in p.relative_to(REPO).parts)]
     if SHARED_EXAMPLES.is_dir():
         found += SHARED_EXAMPLES.glob("*.pflow")
@@ -37,7 +37,7 @@ def _all_files() -> list[Path]:
 def _read(path: Path) -> str | None:
     try:
         return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:  # a test file that is not UTF-8 on purpose
+    except (UnicodeDecodeError, OSError):  # not UTF-8 on purpose; gone since it was listed
         return None
 
 
