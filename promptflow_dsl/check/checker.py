@@ -19,6 +19,7 @@ from typing import Any, Protocol, cast
 from ..diagnostics import Diagnostic, Span, error
 from ..kinds import registry
 from ..syntax import ast
+from ..syntax.gc_pause import paused_gc
 from . import decls
 from .env import ModuleEnv
 from .evals import check_eval, data_sources
@@ -140,6 +141,12 @@ def check_loaded(result: LoadResult, project: Project, reuse: CheckedModules | N
     Returns the program (``None`` if the entry did not parse) and all diagnostics;
     the caller decides whether errors are fatal.  Never raises for user errors.
     """
+    with paused_gc():  # checking allocates much and frees little until the end
+        return _check_all(result, project, reuse)
+
+
+def _check_all(result: LoadResult, project: Project, reuse: CheckedModules | None
+               ) -> tuple[CheckedProgram | None, list[Diagnostic]]:
     diags = list(result.diagnostics)
     checked: dict[str, CheckedModule] = {}
     stamps: dict[str, str] = {}

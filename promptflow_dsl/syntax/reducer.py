@@ -85,7 +85,10 @@ def _reduce(plan: _Rule, builder: Builder, children: list[Any]) -> Any:
     for i in plan.keep:
         c = children[i]
         if i in splice:
-            values.extend(c.value)
+            if values:
+                values.extend(c.value)
+            else:  # `__x_star: __x_star item`: grow the list in place (no copy per item)
+                values = c.value
         elif type(c) is Built:
             values.append(c.value)
         else:
