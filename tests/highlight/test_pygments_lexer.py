@@ -5,6 +5,7 @@ highlighted by Python-Markdown's ``codehilite`` (what mkdocs uses)."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -237,3 +238,16 @@ def test_markdown_codehilite_highlights_pflow_blocks():
     assert '<span class="cp">{{</span>' in html  # Jinja delimiters: Comment.Preproc
     assert '<span class="c1"># hi</span>' in html
     assert '<span class="err">' not in html
+
+
+def test_pflow_blocks_of_the_documentation_have_no_error_tokens():
+    """What mkdocs would render: every ```pflow block of the docs and READMEs."""
+    pages = [*sorted((REPO / "docs").rglob("*.md")), REPO / "README.md", REPO / "examples" / "README.md"]
+    blocks = 0
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        for m in re.finditer(r"^```pflow\n(.*?)^```", text, re.S | re.M):
+            blocks += 1
+            errors = [v for t, v in PflowLexer().get_tokens(m.group(1)) if t in Error]
+            assert not errors, (page.name, text.count("\n", 0, m.start()) + 1, errors[:5])
+    assert blocks > 30
