@@ -35,9 +35,9 @@ Behaviour is scripted per instance:
   ``stream_options.include_usage`` (no usage chunk, as some servers do);
   ``require_key(key)`` answers 401 ``missing credentials`` to a POST whose
   ``Authorization`` is not ``Bearer key``;
-  hostile answers, consumed like faults: ``raw(body, times, status=200, headers=None)``
-  (exactly these bytes as the body, e.g. a malformed reply or a gzip bomb with
-  ``Content-Encoding``), ``echo_key(times)`` (401 ``Incorrect API key provided: KEY``,
+  hostile answers, consumed like faults: ``raw(body, times, status=200, headers=None,
+  any_path=False)`` (exactly these bytes as the body, e.g. a malformed reply or a gzip
+  bomb with ``Content-Encoding``; with ``any_path`` on any POST path), ``echo_key(times)`` (401 ``Incorrect API key provided: KEY``,
   the key the request carried, as some servers answer); ``token_embeddings = True`` answers one
   vector per token (a list of lists) for each input, as a server without pooling does;
 
@@ -141,6 +141,7 @@ class _Fault:
     seconds: float = 60.0
     after_chunks: int = 1
     done: bool = True
+    any_path: bool = False
 
 
 class _Server(ThreadingHTTPServer):
@@ -240,6 +241,9 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?")[0].rstrip("/")
         if path.startswith("/v1"):
             path = path[3:]
+        if fault is not None and fault.kind == "raw" and fault.any_path:
+            self._send_raw(fault)
+            return
         if path not in ("/chat/completions", "/completions", "/embeddings"):
             self._send_error(404, f"no such path: {self.path}")
             return
@@ -261,15 +265,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_error(fault.status, f"injected fault: HTTP {fault.status}", headers)
                 return
             if fault.kind == "raw":
-                self.send_response(fault.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(fault.body)))
-                self.send_header("Connection", "close")
-                for k, v in (fault.headers or {}).items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(fault.body)
-                self.close_connection = True
+                self._send_raw(fault)
                 return
             if fault.kind == "echo_key":
                 key = str(self.headers.get("Authorization") or "").removeprefix("Bearer ")
@@ -309,6 +305,19 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         else:
             self._send_json(200, self._completion_obj(body, text, chat))
+
+    def _send_raw(self, fault: _Fault) -> None:
+        extra = fault.headers or {}
+        self.send_response(fault.status)
+        if not any(k.lower() == "content-type" for k in extra):
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(fault.body)))
+        self.send_header("Connection", "close")
+        for k, v in extra.items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(fault.body)
+        self.close_connection = True
 
     # -- bodies ----------------------------------------------------------------
 
@@ -543,11 +552,14 @@ class FakeOpenAI:
             self._faults.extend(_Fault("garbage") for _ in range(times))
 
     def raw(self, body: bytes, times: int = 1, status: int = 200,
-            headers: dict[str, str] | None = None) -> None:
+            headers: dict[str, str] | None = None, any_path: bool = False) -> None:
         """The next ``times`` POST requests get exactly ``body`` (with ``status`` and any
-        extra ``headers``, e.g. ``Content-Encoding: gzip``)."""
+        extra ``headers``, e.g. ``Content-Encoding: gzip``; a ``Content-Type`` there replaces
+        ``application/json``); with ``any_path``, whatever path they were sent to (another
+        provider's API, e.g. ``/v1/messages``)."""
         with self._lock:
-            self._faults.extend(_Fault("raw", status=status, body=body, headers=headers)
+            self._faults.extend(_Fault("raw", status=status, body=body, headers=headers,
+                                       any_path=any_path)
                                 for _ in range(times))
 
     def echo_key(self, times: int = 1) -> None:

@@ -44,6 +44,13 @@ from ``api_key_env`` (read at call time), the ``api_key`` argument (the model
 declaration's ``api_key``) or, per call, ``GenParams.extra["api_key"]`` (a handler's
 ``params``), which wins; they are never logged, sent as params, or put into error
 messages.
+
+Reply size: litellm reads replies through the size-bounded transport of
+:mod:`~promptflow_dsl.models.bounded_httpx` — ``litellm.aclient_session`` for every call
+made through the OpenAI library, and a ``client`` handler per call for the providers of
+:data:`HTTP_HANDLER_PROVIDERS` — so a body past ``PFLOW_MAX_REPLY_BYTES`` (once decoded)
+is a non-retried :class:`ModelError`, streamed or not. Other providers' non-streamed
+bodies are read by litellm's own client (their streams are bounded here).
 """
 
 from __future__ import annotations
@@ -153,8 +160,61 @@ def load_litellm() -> Any:
     litellm._async_failure_callback = []
     if hasattr(litellm, "turn_off_message_logging"):
         litellm.turn_off_message_logging = True
+    # every reply litellm reads through the OpenAI library comes through a size-bounded
+    # transport (bounded_httpx.py); one client for every event loop
+    litellm.aclient_session = bounded_client()
     _litellm = litellm
     return litellm
+
+
+_shared_http: dict[str, Any] = {}
+"""The bounded transport, client and litellm handler, made once per process."""
+
+#: litellm providers whose chat calls go through litellm's own HTTP handler (not the OpenAI
+#: library) and take a ``client`` argument: these get a size-bounded handler per call
+HTTP_HANDLER_PROVIDERS = frozenset({"hosted_vllm", "anthropic", "mistral", "deepseek", "groq",
+                                    "together_ai", "xai", "fireworks_ai", "ollama",
+                                    "ollama_chat", "gemini"})
+
+
+def bounded_client() -> Any:
+    """The process's ``httpx.AsyncClient`` over :class:`~.bounded_httpx.BoundedTransport`
+    (made on first use; it serves every event loop)."""
+    client = _shared_http.get("client")
+    if client is None:
+        import httpx
+
+        from .bounded_httpx import BoundedTransport
+
+        transport = _shared_http["transport"] = BoundedTransport()
+        # trust_env off: proxies from the environment are the transport's business, or
+        # httpx would route around it
+        client = _shared_http["client"] = httpx.AsyncClient(transport=transport, trust_env=False,
+                                                        follow_redirects=True, timeout=None)
+    return client
+
+
+def bounded_handler() -> Any:
+    """A litellm ``AsyncHTTPHandler`` over the same bounded transport (made once), for the
+    providers of :data:`HTTP_HANDLER_PROVIDERS`."""
+    handler = _shared_http.get("handler")
+    if handler is None:
+        bounded_client()
+        from litellm.llms.custom_httpx.http_handler import AsyncHTTPHandler
+
+        handler = _shared_http["handler"] = AsyncHTTPHandler(transport=_shared_http["transport"])
+    return handler
+
+
+def _too_large(model_id: str, exc: BaseException) -> ModelError | None:
+    """A non-retried :class:`ModelError` when ``exc`` comes from a reply past the size
+    bound (however litellm wrapped it); else None."""
+    from .bounded_httpx import too_large_in
+
+    found = too_large_in(exc)
+    if found is None:
+        return None
+    return ModelError(model_id, str(found), retryable=False)
 
 
 def split_provider(model_id: str) -> tuple[str, str]:
@@ -453,14 +513,27 @@ class LiteLLMBackend:
     # -- the wire: overridden by the lean OpenAI-compatible client -------------------
 
     async def _acompletion(self, kw: dict[str, Any]) -> Any:
-        """A chat completion (``kw["stream"]``: an async iterator of chunks)."""
-        return await load_litellm().acompletion(**kw)
+        """A chat completion (``kw["stream"]``: an async iterator of chunks). Raises a
+        non-retried :class:`ModelError` for a reply past the size bound."""
+        litellm = load_litellm()
+        if split_provider(str(kw.get("model", "")))[0] in HTTP_HANDLER_PROVIDERS:
+            kw = {**kw, "client": bounded_handler()}
+        return await self._bounded(litellm.acompletion(**kw))
 
     async def _atext_completion(self, kw: dict[str, Any]) -> Any:
-        return await load_litellm().atext_completion(**kw)
+        return await self._bounded(load_litellm().atext_completion(**kw))
 
     async def _aembedding(self, texts: list[str], kw: dict[str, Any]) -> Any:
-        return await load_litellm().aembedding(model=self.model_id, input=texts, **kw)
+        return await self._bounded(load_litellm().aembedding(model=self.model_id, input=texts, **kw))
+
+    async def _bounded(self, call: Awaitable[Any]) -> Any:
+        try:
+            return await call
+        except Exception as exc:
+            error = _too_large(self.model_id, exc)
+            if error is None:
+                raise
+            raise error from None
 
     async def _close_stream(self, response: Any) -> None:
         await _close_stream(response)
@@ -595,6 +668,9 @@ class LiteLLMBackend:
             except ModelError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a stream broken part-way
+                too_large = _too_large(self.model_id, exc)
+                if too_large is not None:
+                    raise mask_key(too_large, kw.get("api_key")) from None
                 failure = classify(exc, self._endpoint(kw, "/chat/completions"))
                 what = failure.description if failure.description == CUT_OFF else (
                     f"the stream broke after {chunks} chunks: {failure.description}")
