@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..diagnostics import Span
+from ..lang.trigger_patterns import trigger_problem
 from ..lang.types import BOOL, STR, AnyType, ListType, is_assignable
 from ..syntax import ast
 from .constraints import fits
@@ -137,6 +138,10 @@ def check_hook(env: ModuleEnv, d: ast.HookDecl, ec: ExprChecker) -> HookInfo:
                 line, col = d.trigger.origin(0, exc.pos)
                 where = Span.point(env.file, line, col)
             env.err(where, f"invalid regular expression in hook '{d.name}': {exc.msg}")
+        else:
+            problem = trigger_problem(d.trigger.value)
+            if problem is not None:  # refused again at run time, before any model call
+                env.err(d.trigger.span, f"the trigger of hook '{d.name}' cannot be used: {problem}")
         if rx_matches_empty(d.trigger.value):
             env.warn(d.trigger.span, f"the trigger of hook '{d.name}' matches empty text and may fire "
                                      f"at every position")

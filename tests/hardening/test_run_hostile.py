@@ -330,9 +330,10 @@ def test_a_trigger_the_regex_engine_rejects_never_runs_unbounded(monkeypatch):
     def reject(pattern):
         raise ValueError("unsupported here")
 
-    monkeypatch.setattr(triggers._regex, "compile", reject)
     program = pf.loads('hook h {\n  when r"x+"\n  run upper("!")\n}\n'
                        'prompt p(x: str) -> str {\n  user "{{ x }}"\n  hooks [h]\n}\n')
+    # `pflow check` refuses such a pattern too (test_hook_patterns.py); the run keeps its guard
+    monkeypatch.setattr(triggers._regex, "compile", reject)
     harness = Harness(program)
     harness.mock_model("default", ["xxx"])
     with pytest.raises(RunError) as info:

@@ -23,10 +23,11 @@ trigger is switched off for the rest of the call (the trace records why) after
 :data:`MAX_TIMEOUTS` timed-out searches, or once its searches have taken
 :data:`TIME_BUDGET` seconds in all (a slow pattern that never quite times out).  An
 ordinary pattern takes microseconds per search.  No search ever runs without that
-bound: a pattern the ``regex`` engine cannot compile (or a Python without the
-package) is refused with :class:`UnboundedPattern` when the hooked call starts,
-before any model call, instead of falling back to the standard ``re`` engine, which
-cannot interrupt a catastrophic pattern.
+bound: a pattern the ``regex`` engine cannot compile, or one too large to compile
+with a bound (``lang/trigger_patterns.py``), is refused by ``pflow check``, and again
+with :class:`UnboundedPattern` when the hooked call starts, before any model call,
+instead of falling back to the standard ``re`` engine, which cannot interrupt a
+catastrophic pattern.
 
 Sentences
 ---------
@@ -46,10 +47,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-try:  # a regex engine with a timeout: https://pypi.org/project/regex/
-    import regex as _regex
-except ImportError:  # pragma: no cover - exercised only without the package
-    _regex = None
+# UnboundedPattern is raised here and caught by hooks.py
+from ...lang.trigger_patterns import UnboundedPattern, _regex, compile_trigger
 
 WINDOW = 400  # characters at the end of the text a regex trigger is searched in
 SEARCH_TIMEOUT = 0.02  # seconds one search may take (regex engine)
@@ -57,9 +56,6 @@ MAX_TIMEOUTS = 3  # timed-out searches per trigger and call before it is switche
 TIME_BUDGET = 2.0  # seconds of searching per trigger and call before it is switched off
 ENGINE = "regex"
 
-
-class UnboundedPattern(ValueError):
-    """A trigger pattern that cannot be searched under a timeout; the message says why."""
 
 TERMINATORS = ".!?"
 CLOSERS = "\"')]}»”’"
@@ -85,14 +81,10 @@ class RegexTrigger:
         """Raises :class:`UnboundedPattern` when the ``regex`` engine (the one with a
         timeout) cannot compile ``pattern``."""
         self.pattern = pattern
-        if _regex is None:  # pragma: no cover - regex is a dependency
-            raise UnboundedPattern("the `regex` package is not installed, and a trigger is "
-                                   "never searched without a timeout (pip install regex)")
-        try:
-            self.compiled: Any = _regex.compile(pattern)
-        except Exception as exc:  # noqa: BLE001 - _regex.error and the like
-            raise UnboundedPattern(f"the pattern cannot be searched with a timeout: the regex "
-                                   f"engine rejects it ({exc})") from None
+        try:  # `pflow check` refuses these already; a program built otherwise meets this
+            self.compiled: Any = compile_trigger(pattern, _regex)
+        except re.error as exc:
+            raise UnboundedPattern(f"the pattern is not a valid regular expression ({exc})") from None
         self.timed = True
         self.window = WINDOW
         self.seen: set[int] = set()
