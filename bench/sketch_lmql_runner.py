@@ -166,7 +166,9 @@ def count_generate_calls(log: Path) -> None:
 def greedy(gguf_path: str, n_ctx: int, prompts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Plain llama.cpp greedy continuations, no LMQL: for each ``{"text", "bos", "n"}``, the
     prompt's token ids (the BOS token first when ``bos``), the ``n`` tokens greedy decoding
-    writes after them, and the three highest logits of the first step."""
+    writes after them, and the three highest logits of the first step.  Each prompt is
+    evaluated whole: llama.cpp's logits move by a few hundredths with how a prompt is split
+    into batches (e.g. a prefix kept from the previous call), enough to flip near-ties."""
     import numpy as np
     from llama_cpp import Llama
 
@@ -174,6 +176,7 @@ def greedy(gguf_path: str, n_ctx: int, prompts: list[dict[str, Any]]) -> list[di
     out = []
     for p in prompts:
         ids = ([llm.token_bos()] if p["bos"] else []) + llm.tokenize(p["text"].encode("utf-8"), add_bos=False)
+        llm.reset()  # a whole-prompt evaluation: no prefix kept from the previous prompt
         tokens = [t for _, t in zip(range(p["n"]), llm.generate(ids, temp=0.0), strict=False)]
         first = np.array(llm.scores[len(ids) - 1])
         top = [(llm.detokenize([int(t)]).decode("utf-8", "replace"), round(float(first[t]), 3))

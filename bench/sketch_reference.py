@@ -58,10 +58,6 @@ QUERIES: dict[str, tuple[str, str, dict[str, Any], str]] = {
     "number": ("lmql_number.pflow", "number", {}, '''
         argmax "A number: [N]" where INT(N)
         '''),
-    # the same with the 16-token bound pflow gives an int hole by default
-    "number-16": ("lmql_number.pflow", "number", {}, '''
-        argmax "A number: [N]" where INT(N) and len(TOKENS(N)) < 17
-        '''),
     "set": ("lmql_set.pflow", "packing", {}, '''
         argmax
             "A list of things not to forget when going to the sea (not travelling): \\n"
@@ -92,6 +88,13 @@ QUERIES: dict[str, tuple[str, str, dict[str, Any], str]] = {
         '''),
 }
 
+# a variant: the number query with the 16-token bound pflow gives an int hole by default
+VARIANTS: dict[str, tuple[str, str, dict[str, Any], str]] = {
+    "number-16": ("lmql_number.pflow", "number", {}, '''
+        argmax "A number: [N]" where INT(N) and len(TOKENS(N)) < 17
+        '''),
+}
+ALL = {**QUERIES, **VARIANTS}
 
 # lists the LMQL query appends a loop's values to (LMQL keeps only a variable's last value)
 LISTS: dict[str, list[str]] = {"list-multi": ["THINGS"], "set": ["THINGS"]}
@@ -187,7 +190,7 @@ def run_pflow(names: list[str]) -> dict[str, dict[str, Any]]:
 
     out = {}
     for name in names:
-        file, handler, inputs, _ = QUERIES[name]
+        file, handler, inputs, _ = ALL[name]
         program = pf.load(EXAMPLES / file)
         t0 = time.perf_counter()
         r = program.run(handler, config=RunConfig(cache=CacheMode.OFF, write_trace=False), **inputs)
@@ -225,7 +228,7 @@ def run_lmql(python: str, tokenizer: str | None, gguf: str, names: list[str], *,
     runner process per query: versions, the tokenizer and its check against llama.cpp,
     and by query name the variables, LMQL's text, seconds and the backend's generate
     calls (or the error)."""
-    queries = {n: textwrap.dedent(QUERIES[n][3]).strip() for n in names}
+    queries = {n: textwrap.dedent(ALL[n][3]).strip() for n in names}
     texts = list(queries.values()) + ["A number: 2024-06-30, 12345", "Hello  world\n\n - naïve café"]
     report, errors = _runner(python, {"gguf": gguf, "tokenizer": tokenizer, "check_texts": texts}, 600)
     if report is None:
@@ -316,20 +319,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--explain", action="store_true",
                     help="also print plain greedy continuations of each query's first prompt (in the "
                          "LMQL interpreter's llama.cpp) as LMQL and as pflow send it")
+    ap.add_argument("--no-queries", action="store_true", help="with --explain: do not run LMQL's queries")
     ap.add_argument("--n-ctx", type=int, default=2048, help="LMQL's llama.cpp context (default 2048)")
     ap.add_argument("--timeout", type=float, default=300, help="seconds per LMQL query (default 300)")
     args = ap.parse_args(argv)
-    names = args.only.split(",") if args.only else list(QUERIES)
-    unknown = [n for n in names if n not in QUERIES]
+    names = args.only.split(",") if args.only else list(ALL)
+    unknown = [n for n in names if n not in ALL]
     if unknown:
-        print(f"unknown query: {', '.join(unknown)} (known: {', '.join(QUERIES)})", file=sys.stderr)
+        print(f"unknown query: {', '.join(unknown)} (known: {', '.join(ALL)})", file=sys.stderr)
         return 2
     results: dict[str, Any] = {"pflow": run_pflow(names)}
     ntok = token_counter()
     for name, p in results["pflow"].items():
         p["holes"] = pflow_holes(name, p["value"])
         p["broken"] = _check(name, p["holes"], ntok)
-    if args.lmql_python:
+    if args.lmql_python and not args.no_queries:
         from promptflow_dsl.models.local import find_gguf
 
         results["lmql"] = run_lmql(args.lmql_python, args.lmql_tokenizer, str(find_gguf()), names,
