@@ -12,16 +12,19 @@ LMQL 0.7.3 in that interpreter (``bench/sketch_lmql_runner.py``: ``lmql.run_sync
 file, and the two sides are printed together: each value, whether it meets the
 query's constraints (checked here, the same way for both), seconds, and a Markdown
 table.  LMQL is not a dependency of this project; make its interpreter apart from
-pflow's, e.g. (llama-cpp-python 0.2.90 builds from source, about 10 minutes on 2 cores)::
+pflow's, e.g. (llama-cpp-python 0.2.90 builds from source, about 7 minutes on 2 cores)::
 
     python3 -m venv /tmp/lmqlvenv
     CMAKE_ARGS="-DGGML_NATIVE=OFF" /tmp/lmqlvenv/bin/pip install llama-cpp-python==0.2.90
     /tmp/lmqlvenv/bin/pip install lmql==0.7.3 transformers tokenizers gguf
 
-or with pflow's llama-cpp-python (0.3 series, a wheel), for which the runner wraps
-LMQL's one logits processor in a list (the only glue; see the runner's docstring).
-The tokenizer LMQL needs is built from the GGUF's own vocabulary unless
-``--lmql-tokenizer`` names one, and checked to give llama.cpp's token ids.
+or with pflow's llama-cpp-python (0.3 series, a wheel), for which the runner adapts
+``Llama.generate`` to the 0.2 contract LMQL's backend expects (the only glue; see the
+runner's docstring).  The tokenizer LMQL needs is built from the GGUF's own vocabulary
+unless ``--lmql-tokenizer`` names one, and checked to give llama.cpp's token ids.
+``--explain`` adds plain greedy continuations of each query's first prompt, as LMQL
+and as pflow send it, to tell the model's own choices from the constraints'.  Each
+LMQL query runs in its own process, stopped after ``--timeout`` seconds.
 """
 
 from __future__ import annotations
