@@ -138,6 +138,9 @@ def check_hook(env: ModuleEnv, d: ast.HookDecl, ec: ExprChecker) -> HookInfo:
                 line, col = d.trigger.origin(0, exc.pos)
                 where = Span.point(env.file, line, col)
             env.err(where, f"invalid regular expression in hook '{d.name}': {exc.msg}")
+        except (OverflowError, RecursionError) as exc:  # x{4294967295}; nesting past the parser
+            why = str(exc) if isinstance(exc, OverflowError) else "it is nested too deeply"
+            env.err(d.trigger.span, f"invalid regular expression in hook '{d.name}': {why}")
         else:
             problem = trigger_problem(d.trigger.value)
             if problem is not None:  # refused again at run time, before any model call
@@ -215,7 +218,7 @@ def check_hook(env: ModuleEnv, d: ast.HookDecl, ec: ExprChecker) -> HookInfo:
 def rx_matches_empty(pattern: str) -> bool:
     try:
         return re.compile(pattern).fullmatch("") is not None
-    except re.error:
+    except (re.error, OverflowError, RecursionError):  # reported by check_hook
         return False
 
 

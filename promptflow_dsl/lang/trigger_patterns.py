@@ -74,7 +74,8 @@ def compile_trigger(pattern: str, engine: Any = _DEFAULT) -> Any:
     when it is missing; by default the one imported here). Raises
     :class:`UnboundedPattern` when it unrolls past :data:`MAX_PATTERN_SIZE`, when the
     engine rejects it, or when the ``regex`` package is missing; ``re.error`` when ``re``
-    rejects it (the checker reports that one with its position)."""
+    rejects it (the checker reports that one with its position), or ``OverflowError`` for a
+    count past what ``re`` can hold."""
     if engine is _DEFAULT:
         engine = _regex
     if engine is None:
@@ -99,6 +100,6 @@ def trigger_problem(pattern: str) -> str | None:
         compile_trigger(pattern)
     except UnboundedPattern as exc:
         return str(exc)
-    except re.error:
+    except (re.error, OverflowError, RecursionError):
         return None
     return None

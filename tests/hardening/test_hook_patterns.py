@@ -83,3 +83,16 @@ def test_ordinary_triggers_still_check_and_fire():
     harness = Harness(prog)
     harness.mock_model("default", ["I have 12 apples today.", " Done."])
     assert harness.run("p", x="q") == "I have 12 apples! Done."
+
+
+@pytest.mark.parametrize("pattern, why", [
+    ("x{4294967296}", "the repetition number is too large"),
+    ("y{1,99999999999999999999}", "the repetition number is too large"),
+    ("(" * 3000 + "a" + ")" * 3000, "it is nested too deeply"),
+])
+def test_a_pattern_re_cannot_hold_is_a_located_error_not_exit_70(tmp_path, capsys, pattern, why):
+    (tmp_path / "p.pflow").write_text(program(pattern))
+    code = cli.main(["check", str(tmp_path / "p.pflow")])
+    _, err = capsys.readouterr()
+    assert code == 2, err
+    assert f"p.pflow:2:8: error: invalid regular expression in hook 'h': {why}" in err, err

@@ -83,7 +83,7 @@ class RegexTrigger:
         self.pattern = pattern
         try:  # `pflow check` refuses these already; a program built otherwise meets this
             self.compiled: Any = compile_trigger(pattern, _regex)
-        except re.error as exc:
+        except (re.error, OverflowError, RecursionError) as exc:
             raise UnboundedPattern(f"the pattern is not a valid regular expression ({exc})") from None
         self.timed = True
         self.window = WINDOW
