@@ -133,7 +133,7 @@ def _store(path: Path, key: bytes, parser: Any) -> None:
 
 
 _TEXT = threading.local()
-_COLON_AHEAD = re.compile(r"[ \t\n]*:")
+_COLON_AHEAD = re.compile(r"(?:[ \t\f\r\n]++|#[^\n]*+)*+:")  # blanks and comments, then `:` (possessive: no backtracking)
 
 
 class _KeywordsAsNames:

@@ -75,6 +75,20 @@ def test_keywords_after_dot_as_record_keys_and_field_names():
     assert [e.key for e in rec.entries] == ["model", "type", "if"]
 
 
+def test_a_keyword_is_a_field_name_with_comments_before_its_colon():
+    m = ok('type T {\n  model  # the model\n  # more\n    : str\n}\n'
+           'flow f(x: T) -> any { return {type # a key\n : x.model} }')
+    assert [f.name for f in m.decls[0].type.fields] == ["model"]  # type: ignore[attr-defined]
+    rec = m.decls[1].body[0].value  # type: ignore[attr-defined]
+    assert [e.key for e in rec.entries] == ["type"]
+
+
+def test_the_look_ahead_for_a_colon_does_not_backtrack():
+    from promptflow_dsl.syntax.parser import _COLON_AHEAD
+
+    assert _COLON_AHEAD.match("#" * 5000 + "\n" + " " * 10000 + "x") is None
+
+
 def test_record_entries_separated_by_newlines():
     e = flow_return('{a: 1\n b: 2\n "c d": 3}')
     assert [x.key for x in e.entries] == ["a", "b", "c d"]
