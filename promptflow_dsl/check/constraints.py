@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..diagnostics import Span
 from ..lang.constraints import NAMES, Constraints
+from ..lang.trigger_patterns import size_problem
 from ..lang.types import (
     AnyType,
     DictType,
@@ -118,6 +119,14 @@ def _value(env: ModuleEnv, kind: str, a: ast.ConstraintArg) -> Any:
                 line, col = e.origin(0, exc.pos)
                 where = Span.point(e.span.file, line, col)
             env.err(where, f"invalid regular expression in constraint 'pattern': {exc.msg}")
+            return None
+        except (OverflowError, RecursionError) as exc:  # x{4294967295}; nesting past the parser
+            why = str(exc) if isinstance(exc, OverflowError) else "it is nested too deeply"
+            env.err(e.span, f"invalid regular expression in constraint 'pattern': {why}")
+            return None
+        problem = size_problem(e.value)
+        if problem is not None:
+            env.err(e.span, f"constraint 'pattern' cannot be matched with a bound: {problem}")
             return None
         return e.value
     if a.name in _LENGTHS:

@@ -29,6 +29,8 @@ from typing import Any
 
 import regex
 
+from .trigger_patterns import UnboundedPattern, size_problem
+
 __all__ = ["Constraints", "NAMES", "disjoint", "schema_pattern"]
 
 # constraint names each base type takes, in the order they are shown
@@ -87,8 +89,9 @@ class Constraints:
                 return f"at most {_count(self.max_length, 'character')}, got {n}"
             if self.pattern is not None:
                 try:
-                    ok = _compiled(self.pattern).fullmatch(
-                        value, timeout=PATTERN_TIMEOUT) is not None
+                    ok = full_match(self.pattern, value)
+                except UnboundedPattern as exc:
+                    return f"the pattern {_show(self.pattern)} cannot be matched with a bound ({exc})"
                 except (re.error, regex.error) as exc:
                     return f"the pattern {_show(self.pattern)} is not a valid regular expression ({exc})"
                 except TimeoutError:
@@ -169,11 +172,26 @@ PATTERN_TIMEOUT = 1.0
 such as ``(a+)+$``, fails the value instead of stalling the check or the run)."""
 
 
+def full_match(pattern: str, text: str) -> bool:
+    """Whether regular expression ``pattern`` matches the whole of ``text``, searched under
+    :data:`PATTERN_TIMEOUT`. Raises ``TimeoutError`` past it, ``regex.error`` for a pattern
+    the engine rejects, :class:`UnboundedPattern` for one too large to compile with a
+    bound."""
+    return _compiled(pattern).fullmatch(text, timeout=PATTERN_TIMEOUT) is not None
+
+
 @functools.lru_cache(maxsize=256)
 def _compiled(pattern: str) -> Any:
     """The pattern compiled by the ``regex`` module, which can bound a match in time.
-    Raises ``regex.error``."""
-    return regex.compile(pattern)
+    Raises ``regex.error``, or :class:`UnboundedPattern` for a pattern whose repetitions
+    unroll too far to compile (the checker refuses it first)."""
+    problem = size_problem(pattern)
+    if problem is not None:
+        raise UnboundedPattern(problem)
+    try:
+        return regex.compile(pattern)
+    except (OverflowError, RecursionError) as exc:
+        raise regex.error(str(exc) or "the pattern is nested too deeply") from None
 
 
 def _count(n: int, word: str) -> str:

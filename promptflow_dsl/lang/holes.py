@@ -49,6 +49,8 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Any
 
+from .trigger_patterns import size_problem
+
 __all__ = ["TYPES", "Hole", "HoleError", "Literal", "SketchTemplate", "jinja_source", "masked_source",
            "repeated_holes",
            "hole_kind", "offset_to_line_col", "parse_template"]
@@ -362,6 +364,9 @@ class _Parser:
             re.compile(value)
         except Exception as exc:  # re.error; OverflowError/RecursionError on extreme input
             raise _Fail(f"invalid regex: {exc}", i, end, resume=end) from None
+        problem = size_problem(value)
+        if problem is not None:
+            raise _Fail(f"regex too large to match with a bound: {problem}", i, end, resume=end)
         return value, end
 
     def parse_max_tokens(self, i: int, word: str = "max_tokens") -> tuple[int, int]:

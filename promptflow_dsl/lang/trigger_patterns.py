@@ -29,7 +29,13 @@ class UnboundedPattern(ValueError):
     """A trigger pattern that cannot be searched under a timeout; the message says why."""
 
 
-def unrolled_size(pattern: str) -> int:
+MAX_MATCH_PATTERN_SIZE = 100_000
+"""The most items a field ``pattern`` or a sketch hole's ``regex`` may unroll to: they
+match whole values, which may be long (``[a-z]{100000}`` compiles in milliseconds;
+``q{1000000}`` takes 0.4 s and 280 MB)."""
+
+
+def unrolled_size(pattern: str, limit: int = MAX_PATTERN_SIZE) -> int:
     """How many items ``pattern`` unrolls to (see :data:`MAX_PATTERN_SIZE`), counted on
     the standard library's parse, without compiling. Raises ``re.error`` for a pattern
     ``re`` rejects."""
@@ -38,7 +44,7 @@ def unrolled_size(pattern: str) -> int:
 
     repeats = tuple(getattr(rc, n) for n in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT")
                     if hasattr(rc, n))
-    cap = MAX_PATTERN_SIZE + 1  # stop counting once past the limit: the numbers stay small
+    cap = limit + 1  # stop counting once past the limit: the numbers stay small
 
     def size(items: Any) -> int:
         total = 0
@@ -91,6 +97,19 @@ def compile_trigger(pattern: str, engine: Any = _DEFAULT) -> Any:
     except Exception as exc:  # noqa: BLE001 - _regex.error, MemoryError and the like
         raise UnboundedPattern(f"the pattern cannot be searched with a timeout: the regex "
                                f"engine rejects it ({exc})") from None
+
+
+def size_problem(pattern: str, limit: int = MAX_MATCH_PATTERN_SIZE) -> str | None:
+    """Why ``pattern`` is too large to compile with a bound (its repetitions unroll past
+    ``limit`` items), or None; also None for a pattern ``re`` rejects or cannot hold
+    (reported on its own). Never raises."""
+    try:
+        too_large = unrolled_size(pattern, limit) > limit
+    except (re.error, OverflowError, RecursionError):
+        return None
+    if too_large:
+        return f"its repetitions unroll to more than {limit:,} items (use smaller counts)"
+    return None
 
 
 def trigger_problem(pattern: str) -> str | None:

@@ -524,3 +524,41 @@ def test_a_path_too_long_on_the_command_line_is_exit_2(command, capsys):
     assert cli.main([command, "a" * 5000]) == 2
     err = capsys.readouterr().err
     assert "internal error" not in err
+
+
+# ------------------------------------------------------------------ value patterns
+
+@pytest.mark.parametrize("decl, message", [
+    ('type T { a: str(pattern="q{4294967295}") }',
+     r"2:25: error: invalid regular expression in constraint 'pattern': the repetition number"),
+    ('type T { a: str(pattern="q{429496729}") }',
+     r"2:25: error: constraint 'pattern' cannot be matched with a bound: its repetitions unroll"),
+    ('type T { a: str(pattern="' + "(" * 3000 + "a" + ")" * 3000 + '") }',
+     r"2:25: error: invalid regular expression in constraint 'pattern': "),
+    ('sketch s(x: str) -> str {\n  template """{{ x }} [a regex="q{429496729}"]"""\n}',
+     r"3:32: error: regex too large to match with a bound: its repetitions unroll"),
+    ('sketch s(x: str) -> str {\n  template """{{ x }} [a regex="q{4294967295}"]"""\n}',
+     r"3:32: error: invalid regex: the repetition number is too large"),
+])
+def test_a_value_pattern_too_large_to_match_with_a_bound_is_a_located_error(tmp_path, capsys,
+                                                                           decl, message):
+    code, out = check(tmp_path, M + decl + "\n", capsys=capsys)
+    assert code == 2
+    assert re.search(r"main\.pflow:" + message, out), out
+
+
+def test_large_single_character_repetitions_are_still_fine(tmp_path, capsys):
+    code, out = check(tmp_path, M + 'type T { a: str(pattern="[a-z]{0,50000}") }\n', capsys=capsys)
+    assert code == 0, out
+
+
+def test_a_sketch_hole_regex_is_matched_under_a_time_limit():
+    from promptflow_dsl.kinds.sketch.run import HoleSpec, parse_value
+    from promptflow_dsl.lang.holes import Hole, parse_template
+
+    hole = parse_template('[a regex="(a|aa)+$"]').segments[0]
+    assert isinstance(hole, Hole)
+    spec = HoleSpec(hole, "regex", "ask", None, None, None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="took more than"):
+        parse_value(spec, "a" * 60 + "!")  # exponential for a backtracking engine
+    assert parse_value(spec, "aaa")[0] == "aaa"

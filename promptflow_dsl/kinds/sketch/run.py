@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...check.program import HandlerInfo
 from ...diagnostics import Span
-from ...lang.constraints import Constraints
+from ...lang.constraints import PATTERN_TIMEOUT, Constraints, full_match
 from ...lang.decoding import decoder_plan, hole_method, length_grammar
 from ...lang.grammars import free_text_grammar, hole_grammar
 from ...lang.holes import Hole, hole_kind, parse_template, repeated_holes
@@ -159,7 +159,13 @@ def parse_value(spec: HoleSpec, raw: str) -> tuple[Any, str]:
     if spec.kind == "regex":
         assert spec.hole.regex is not None
         for cand in (s, s.rstrip(".").strip(), s.split("\n", 1)[0].strip()):
-            if re.fullmatch(spec.hole.regex, cand):
+            try:
+                matched = full_match(spec.hole.regex, cand)
+            except TimeoutError:  # a pattern that backtracks without bound on this text
+                raise ValueError(f"reply with shorter text that matches the regular expression "
+                                 f"{spec.hole.regex} (it took more than {PATTERN_TIMEOUT:g} s "
+                                 f"on this one)") from None
+            if matched:
                 return _within(spec, _length(spec, cand + kept)), cand + kept
         raise ValueError(f"reply with text that matches the regular expression {spec.hole.regex}")
     if not s:
