@@ -146,6 +146,14 @@ def test_keep_stop_keeps_the_phrase_that_ended_the_value(tmp_path):
     assert backend.calls[1].prefix == "Q: Is it hot? A:"
 
 
+def test_keep_stop_keeps_a_newline_that_ended_the_value(tmp_path):
+    loop = '{% for i in range(2) %}-[item stop="\\n" keep_stop max_tokens=8]{% endfor %}'
+    r, backend = run(sketch("list[str]", loop, decoder="interleaved"),
+                     [" first\nsecond", "second\n-"], tmp_path)
+    assert r.value == ["first\n", "second\n"]
+    assert backend.calls[1].prefix == "-first\n-"  # the kept newline is in the sketch
+
+
 def test_keep_stop_in_chat(tmp_path):
     r, _ = run(sketch("{a: str}", 'Say: [a stop="." keep_stop]'), ["Hello there. And more"], tmp_path)
     assert r.value == {"a": "Hello there."}

@@ -132,9 +132,14 @@ def parse_value(spec: HoleSpec, raw: str) -> tuple[Any, str]:
     s = raw.strip()
     kept = ""
     if spec.keep:  # the stop string that ended the value stays at its end
-        kept = next((t for t in spec.terminators if s.endswith(t.strip() or t)), "")
-        s = s[:len(s) - len(kept.strip() or kept)].strip() if kept else s
-        kept = kept.strip() or kept
+        for t in spec.terminators:
+            if t.strip() and s.endswith(t.strip()):  # matched on the stripped answer
+                kept = t.strip()
+                s = s[:len(s) - len(kept)].strip()
+                break
+            if not t.strip() and s and raw.endswith(t):  # a blank stop ("\n"): strip drops it
+                kept = t
+                break
     if spec.kind in ("choice", "bool"):
         options = spec.options or ()
         word = s.strip("\"'`*").strip().rstrip(".!,;:").strip("\"'`*").strip()
