@@ -30,8 +30,9 @@ def add_parser(sub: Any) -> None:
     c = sub.add_parser("lsp", help="the language server for editors (stdio)",
                        description="Run the pflow language server on stdin/stdout: "
                                    "diagnostics, hover, go to definition, references, "
-                                   "completion, document symbols and rename for .pflow "
-                                   "files. Editors start it; see docs/editors.md.")
+                                   "completion, document symbols, rename and formatting "
+                                   "(pflow fmt's layout) for .pflow files. Editors start "
+                                   "it; see docs/editors.md.")
     c.add_argument("--stdio", action="store_true",
                    help="talk over stdin/stdout (the default and only transport; accepted "
                         "because many editors pass it)")
