@@ -32,8 +32,11 @@ Usage::
     python bench/mop_reference.py --mop-repo PATH [--tasks t1,t2] [--max-k 3]
         [--subsamples 2] [--seed 0] [--json out.json]
 
-Needs scikit-learn, pandas and joblib (MoP's k-means helper) and
-``llama-cpp-python[server]``.  CPU: a few minutes per task on two cores.
+Needs scikit-learn, pandas below 3 and joblib (MoP's k-means helper) and
+``llama-cpp-python[server]``.  MoP's ``chooseBestKforKMeansParallel`` reads
+``results.idxmin()[0]``, a positional read by label that pandas 3 removed (``KeyError:
+0``): with pandas 3 the script stops before starting anything and says so; install
+``pandas<3`` in the environment that runs it.  CPU: a few minutes per task on two cores.
 """
 
 from __future__ import annotations
@@ -271,6 +274,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
+    import pandas
+
+    if int(pandas.__version__.split(".")[0]) >= 3:
+        print(f"mop_reference: MoP's code needs pandas below 3 (its k-means helper reads "
+              f"results.idxmin()[0], which pandas 3 removed); this is pandas "
+              f"{pandas.__version__}: pip install 'pandas<3'", file=sys.stderr)
+        return 2
     from promptflow_dsl.kinds.route.embedders import OfflineEmbedder
 
     out: dict[str, Any] = {}
