@@ -8,7 +8,7 @@ stage are free.
 
 The stages, earliest first::
 
-    base      diagnostics, resources, syntax/,
+    base      diagnostics, resources, atomic, syntax/,
               fmt/                       the formatter: tokens and the parser's verdict
               highlight/                 the Pygments lexer and its word lists
     lang      lang/                      language semantics shared by check and run
@@ -59,6 +59,7 @@ RANK = {name: i for i, name in enumerate(ORDER)}
 TOP: dict[str, str] = {
     "diagnostics": "base",
     "resources": "base",
+    "atomic": "base",
     "syntax": "base",
     "highlight": "base",  # word lists and a Pygments lexer: imports nothing of the package
     "fmt": "base",

@@ -12,10 +12,10 @@ import argparse
 import difflib
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_atomic
 from .common import EXIT_FAILED, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, print_diagnostics
 
 
@@ -98,21 +98,8 @@ def write_atomically(path: Path, text: str) -> None:
     Raises ``OSError`` when the folder cannot be written (the file is then unchanged).
     """
     target = Path(os.path.realpath(path))
-    mode = target.stat().st_mode & 0o7777
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomic(target, text.encode("utf-8"), durable=True,
+                 mode=target.stat().st_mode & 0o7777)
 
 
 def add_parser(sub: Any) -> None:

@@ -70,24 +70,11 @@ def _view(args: argparse.Namespace, directory: Path) -> int:
 
 def write_page(path: Path, html: str) -> None:
     """Write ``html`` to ``path`` (through a temporary file in the same folder, so a
-    reader never sees half a page). Raises ``OSError``."""
-    import os
-    import tempfile
+    reader never sees half a page), readable as an ordinary new file. Raises
+    ``OSError``."""
+    from ..atomic import new_file_mode, write_atomic
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(html)
-        umask = os.umask(0o022)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # as an ordinary new file (mkstemp makes it private)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomic(path, html.encode("utf-8"), mode=new_file_mode())
 
 
 def open_page(path: Path) -> None:

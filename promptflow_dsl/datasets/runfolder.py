@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_atomic
 from .errors import DuplicateRowError, ResumeError, RunFolderError
 from .rowset import RowSet
 from .selection import Selection
@@ -495,17 +496,7 @@ def open_output(path: str | os.PathLike[str], *, resume: bool = False, force: bo
 
 def _write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
     text = json.dumps(data, ensure_ascii=False, indent=2, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, text.encode("utf-8"), durable=True)
 
 
 def _read_json(path: Path) -> dict[str, Any]:

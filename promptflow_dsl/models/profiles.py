@@ -37,7 +37,6 @@ import json
 import os
 import re
 import struct
-import tempfile
 import threading
 import time
 import urllib.error
@@ -47,6 +46,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from ..atomic import write_atomic
 from .base import Capabilities, Message
 
 KINDS = ("openai", "vllm", "llama.cpp", "llama-cpp-python", "ollama", "tgi", "litellm-proxy")
@@ -436,10 +436,7 @@ def write_cached(base: str, profile: ServerProfile, *, now: float | None = None,
         "profile": asdict(profile)}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".servers.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1)
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(data, indent=1).encode("utf-8"), prefix=".servers.")
     except OSError:
         return
 

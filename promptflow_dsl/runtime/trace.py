@@ -22,7 +22,6 @@ import json
 import os
 import re
 import secrets as _secrets
-import tempfile
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePath
@@ -30,6 +29,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from promptflow_dsl.atomic import write_atomic
 from promptflow_dsl.lang import jsondata
 from promptflow_dsl.lang.jsondata import fix_text
 from promptflow_dsl.models.base import SECRET_KEYS
@@ -459,21 +459,7 @@ def write_trace(trace: Trace, directory: str | os.PathLike[str], *,
     else:
         data = trace.model_dump_json().encode("utf-8")
     target = folder / f"{trace.run_id}.json"
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{trace.run_id}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.write(b"\n")
-            if durable:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomic(target, data + b"\n", durable=durable, prefix=f".{trace.run_id}.")
     if durable:
         _fsync_dir(folder)
     return target

@@ -21,12 +21,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_atomic
 from ..lang import jsondata
 from ..models.base import (
     Backend,
@@ -153,14 +152,7 @@ class ReplayFile:
     def save(self) -> None:
         text = json.dumps({"format": REPLAY_FORMAT, "tests": self.tests}, indent=2,
                           ensure_ascii=False, sort_keys=True) + "\n"
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".replay-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(self.path, text.encode("utf-8"), prefix=".replay-")
 
 
 class Recorder:
