@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from .http11 import MAX_REPLY_ENV, ReplyTooLarge, max_reply_bytes, proxy_for
+from .http11 import ReplyTooLarge, max_reply_bytes, proxy_for, too_large_message, zlib_decoder
 
 ACCEPTED_ENCODINGS = "gzip, deflate"
 
@@ -42,10 +42,9 @@ def _decoder(encoding: str) -> Any:
     :class:`UnsupportedEncoding` for any other encoding."""
     if encoding in ("", "identity"):
         return None
-    if encoding in ("gzip", "x-gzip"):
-        return zlib.decompressobj(16 + zlib.MAX_WBITS)
-    if encoding == "deflate":
-        return zlib.decompressobj()
+    decoder = zlib_decoder(encoding)
+    if decoder is not None:
+        return decoder
     raise UnsupportedEncoding(f"the reply is in Content-Encoding {encoding!r}, which was not "
                               f"asked for and cannot be decoded with a size bound")
 
@@ -62,9 +61,7 @@ class _BoundedStream(httpx.AsyncByteStream):
         self._decoded = 0
 
     def _too_large(self) -> ReplyTooLarge:
-        once = " once decoded" if self._decoder is not None else ""
-        return ReplyTooLarge(f"the reply body is larger than {self._limit:,} bytes{once} "
-                             f"(the limit is {MAX_REPLY_ENV})")
+        return ReplyTooLarge(too_large_message(self._decoder is not None))
 
     def _decode(self, data: bytes) -> bytes:
         if self._decoder is None:

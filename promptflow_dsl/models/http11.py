@@ -117,6 +117,23 @@ def _proxy_for(scheme: str, host: str, _environment: tuple[str | None, ...]) -> 
 # --------------------------------------------------------------------------- the reply
 
 
+def zlib_decoder(encoding: str) -> Any:
+    """A zlib decoder for Content-Encoding ``encoding`` (``gzip``, ``x-gzip`` or
+    ``deflate``, already lower-cased), or None for any other encoding."""
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if encoding == "deflate":
+        return zlib.decompressobj()
+    return None
+
+
+def too_large_message(decoded: bool) -> str:
+    """What :class:`ReplyTooLarge` says of a body past :func:`max_reply_bytes`
+    (``decoded``: counted after inflating it)."""
+    return (f"the reply body is larger than {max_reply_bytes():,} bytes"
+            f"{' once decoded' if decoded else ''} (the limit is {MAX_REPLY_ENV})")
+
+
 class Response:
     """The status, headers and body of one reply.
 
@@ -136,12 +153,7 @@ class Response:
         self._done = False
         self._error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
-        encoding = headers.get("content-encoding", "").strip().lower()
-        self._decoder: Any = None
-        if encoding in ("gzip", "x-gzip"):
-            self._decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        elif encoding == "deflate":
-            self._decoder = zlib.decompressobj()
+        self._decoder: Any = zlib_decoder(headers.get("content-encoding", "").strip().lower())
         self._released = False
 
     # -- fed by the connection -------------------------------------------------
@@ -163,9 +175,7 @@ class Response:
         self._wake()
 
     def _too_large(self) -> None:
-        self._fail(ReplyTooLarge(f"the reply body is larger than {max_reply_bytes():,} bytes"
-                                 f"{' once decoded' if self._decoder is not None else ''} "
-                                 f"(the limit is {MAX_REPLY_ENV})"))
+        self._fail(ReplyTooLarge(too_large_message(self._decoder is not None)))
         self._conn.close()
 
     def _finish(self) -> None:
