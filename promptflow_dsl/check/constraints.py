@@ -16,7 +16,7 @@ Both report on the module environment and never raise.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..diagnostics import Span
 from ..lang.constraints import NAMES, Constraints
@@ -98,6 +98,32 @@ def constrained(env: ModuleEnv, t: ast.ConstrainedType, base: Type) -> Type:
     return type(base)(c)
 
 
+class RegexError(NamedTuple):
+    """Why ``re`` refuses a regular expression, and where: at the character it names
+    when the string is on one line (``syntax``: a syntax error), else the string."""
+
+    span: Span
+    message: str
+    syntax: bool
+
+
+def regex_error(node: ast.Str) -> RegexError | None:
+    """Why ``re`` refuses the regular expression in string ``node``, or None. Never
+    raises."""
+    try:
+        re.compile(node.value)
+    except re.error as exc:
+        where = node.span
+        if exc.pos is not None and node.span.line == node.span.end_line:
+            line, col = node.origin(0, exc.pos)
+            where = Span.point(node.span.file, line, col)
+        return RegexError(where, exc.msg, True)
+    except (OverflowError, RecursionError) as exc:  # x{4294967295}; nesting past the parser
+        why = str(exc) if isinstance(exc, OverflowError) else "it is nested too deeply"
+        return RegexError(node.span, why, False)
+    return None
+
+
 def _value(env: ModuleEnv, kind: str, a: ast.ConstraintArg) -> Any:
     """The value of one constraint, or ``None`` after reporting why it is refused."""
     e = a.value
@@ -111,18 +137,9 @@ def _value(env: ModuleEnv, kind: str, a: ast.ConstraintArg) -> Any:
             env.err(e.span, f"constraint 'pattern' must be a string (a regular expression, "
                             f"e.g. pattern=r\"[A-Z]+\"), got {_what(e)}")
             return None
-        try:
-            re.compile(e.value)
-        except re.error as exc:
-            where = e.span
-            if exc.pos is not None and e.span.line == e.span.end_line:
-                line, col = e.origin(0, exc.pos)
-                where = Span.point(e.span.file, line, col)
-            env.err(where, f"invalid regular expression in constraint 'pattern': {exc.msg}")
-            return None
-        except (OverflowError, RecursionError) as exc:  # x{4294967295}; nesting past the parser
-            why = str(exc) if isinstance(exc, OverflowError) else "it is nested too deeply"
-            env.err(e.span, f"invalid regular expression in constraint 'pattern': {why}")
+        bad = regex_error(e)
+        if bad is not None:
+            env.err(bad.span, f"invalid regular expression in constraint 'pattern': {bad.message}")
             return None
         problem = size_problem(e.value)
         if problem is not None:

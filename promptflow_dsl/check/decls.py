@@ -13,11 +13,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..diagnostics import Span
 from ..lang.trigger_patterns import trigger_problem
 from ..lang.types import BOOL, STR, AnyType, ListType, is_assignable
 from ..syntax import ast
-from .constraints import fits
+from .constraints import fits, regex_error
 from .env import ModuleEnv
 from .exprs import ExprChecker, Scope, mismatch_note
 from .jsonl import RowsError, parse_rows
@@ -129,19 +128,13 @@ def check_hook(env: ModuleEnv, d: ast.HookDecl, ec: ExprChecker) -> HookInfo:
     scope = Scope({"text": STR, "segment": STR})
     groups: list[str] = []
     if isinstance(d.trigger, ast.Str):
-        try:
-            groups = list(re.compile(d.trigger.value).groupindex)
-        except re.error as exc:
-            groups = list(dict.fromkeys(re.findall(r"\(\?P<([A-Za-z_]\w*)>", d.trigger.value)))
-            where = d.trigger.span
-            if exc.pos is not None and d.trigger.span.line == d.trigger.span.end_line:
-                line, col = d.trigger.origin(0, exc.pos)
-                where = Span.point(env.file, line, col)
-            env.err(where, f"invalid regular expression in hook '{d.name}': {exc.msg}")
-        except (OverflowError, RecursionError) as exc:  # x{4294967295}; nesting past the parser
-            why = str(exc) if isinstance(exc, OverflowError) else "it is nested too deeply"
-            env.err(d.trigger.span, f"invalid regular expression in hook '{d.name}': {why}")
+        bad = regex_error(d.trigger)
+        if bad is not None:
+            if bad.syntax:
+                groups = list(dict.fromkeys(re.findall(r"\(\?P<([A-Za-z_]\w*)>", d.trigger.value)))
+            env.err(bad.span, f"invalid regular expression in hook '{d.name}': {bad.message}")
         else:
+            groups = list(re.compile(d.trigger.value).groupindex)
             problem = trigger_problem(d.trigger.value)
             if problem is not None:  # refused again at run time, before any model call
                 env.err(d.trigger.span, f"the trigger of hook '{d.name}' cannot be used: {problem}")
