@@ -25,7 +25,7 @@ from ..diagnostics import Diagnostic
 from ..syntax import SourceFile, ast, parse_module
 from ..syntax.source import display_name, normalize
 from .chunks import ChunkCache
-from .incremental import ModuleCheckCache, check_reusing
+from .incremental import ModuleCheckCache
 
 
 def digest(text: str) -> str:
@@ -146,8 +146,7 @@ def analyse(path: Path, text: str, version: int | None, overlay: Mapping[str, st
     key = tuple(sorted((k, digest(m.source.text)) for k, m in loaded.modules.items()))
     found = results.get(key) if results is not None else None
     if found is None:
-        found = (check_reusing(loaded, project, modules) if modules is not None
-                 else check_loaded(loaded, project))
+        found = check_loaded(loaded, project, reuse=modules)
         if results is not None:
             results.put(key, found)
     program, diags = found

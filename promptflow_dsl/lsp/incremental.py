@@ -12,9 +12,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from ..check.checker import check_loaded
-from ..check.loader import LoadResult, Project
-from ..check.program import CheckedModule, CheckedProgram
+from ..check.program import CheckedModule
 from ..diagnostics import Diagnostic
 
 
@@ -40,9 +38,3 @@ class ModuleCheckCache:
     def clear(self) -> None:
         self.entries.clear()
 
-
-def check_reusing(result: LoadResult, project: Project, cache: ModuleCheckCache
-                  ) -> tuple[CheckedProgram | None, list[Diagnostic]]:
-    """``check_loaded(result, project)``, imported modules reused from ``cache``.
-    Never raises for user errors."""
-    return check_loaded(result, project, reuse=cache)
