@@ -13,13 +13,11 @@ letter_cat_llm.pflow).  All offline: a scripted model."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from corpus_paths import REPO
+from corpus_paths import REPO, load_bench
 
 import promptflow_dsl as pf
 from promptflow_dsl.runtime import RunConfig
@@ -33,13 +31,7 @@ EXAMPLE = REFERENCE / "commaqa_e.pflow"
 
 
 def _bench() -> Any:
-    spec = importlib.util.spec_from_file_location("decomp_reference",
-                                                  REPO / "bench" / "decomp_reference.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["decomp_reference"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("decomp_reference")
 
 
 def _expected(name: str) -> list[str]:

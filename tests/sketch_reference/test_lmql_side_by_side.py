@@ -3,18 +3,13 @@ values go through, and a broken LMQL interpreter reported per query instead of a
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 
-from corpus_paths import REPO
+from corpus_paths import load_bench
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("sketch_reference", REPO / "bench" / "sketch_reference.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("sketch_reference")
 
 
 def _chars(text: str) -> int:  # a stand-in token counter: one token per character

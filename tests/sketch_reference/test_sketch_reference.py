@@ -8,17 +8,13 @@ import importlib.util
 import re
 
 import pytest
-from corpus_paths import REPO
+from corpus_paths import REPO, load_bench
 
 import promptflow_dsl as pf
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("sketch_reference", REPO / "bench" / "sketch_reference.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("sketch_reference")
 
 
 def test_every_query_has_a_checked_example():

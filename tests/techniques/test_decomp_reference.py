@@ -9,14 +9,12 @@ examples of each task; here pflow renders them itself and must match byte for by
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from corpus_paths import REPO
+from corpus_paths import REPO, load_bench
 
 import promptflow_dsl as pf
 from promptflow_dsl.kinds.decompose.reference import (
@@ -45,13 +43,7 @@ EXPECTED = REPO / "tests" / "decompose_reference"
 
 
 def _bench() -> Any:
-    spec = importlib.util.spec_from_file_location("decomp_reference",
-                                                  REPO / "bench" / "decomp_reference.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["decomp_reference"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("decomp_reference")
 
 
 # ------------------------------------------------------------------ the prompt text

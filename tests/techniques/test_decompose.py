@@ -11,7 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from corpus_paths import REPO, SHARED_EXAMPLES
+from corpus_paths import REPO, SHARED_EXAMPLES, load_bench
 
 import promptflow_dsl as pf
 from promptflow_dsl import cli
@@ -752,14 +752,7 @@ def test_plain_bm25_scores_like_bm25s():
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("decomp_eval", REPO / "bench" / "decomp_eval.py")
-    bench = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = bench  # dataclasses look their module up
-    try:
-        spec.loader.exec_module(bench)
-    finally:
-        del sys.modules[spec.name]
-    return bench
+    return load_bench("decomp_eval")
 
 
 def test_bench_oracle_scores_everything(capsys):

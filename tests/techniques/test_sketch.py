@@ -12,7 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from corpus_paths import REPO, SHARED_EXAMPLES
+from corpus_paths import REPO, SHARED_EXAMPLES, load_bench
 from doc_blocks import check_blocks, pflow_blocks
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -733,11 +733,7 @@ def test_server_errors_are_run_errors(fake, tmp_path):
 # ---------------------------------------------------------------- the benchmark harness
 
 def _bench():
-    spec_ = importlib.util.spec_from_file_location("sketch_eval", REPO / "bench" / "sketch_eval.py")
-    module = importlib.util.module_from_spec(spec_)
-    sys.modules["sketch_eval"] = module  # dataclasses look their module up
-    spec_.loader.exec_module(module)
-    return module
+    return load_bench("sketch_eval")
 
 
 def test_bench_data_and_answer_parsing():
